@@ -1,0 +1,440 @@
+//! The reclaimer side: retired lists, scans and statistics.
+
+use crate::fence;
+use crate::registry::{registry, with_local};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, LOOM};
+use crossbeam_utils::CachePadded;
+use std::any::Any;
+use std::fmt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+/// A scan starts once a thread's retired list holds this many objects, or twice the number
+/// of hazard records in the process if that is larger (so that a scan frees at least half of
+/// what it looks at).
+pub const RETIRE_THRESHOLD_MIN: usize = if LOOM { 2 } else { 256 };
+
+/// Thread slots in the first segment of a domain's retired-list table; segment `s` holds
+/// `BASE << s` slots.
+const BASE: usize = 4;
+/// Enough segments for `BASE * (2^SEGMENTS - 1)` thread indexes, over 2^29 even on 32 bits.
+const SEGMENTS: usize = 28;
+
+/// An object waiting for reclamation.
+struct Retired {
+    ptr: *mut (),
+    reclaim: unsafe fn(*mut (), &Domain),
+    /// Written before the node is published by a Release CAS; read by the thread that took
+    /// the list with an Acquire swap.
+    next: *mut Retired,
+}
+
+/// One thread index's retired list in one domain: a lock-free stack. Its owner pushes; any
+/// scanning thread may take the whole list.
+#[derive(Default)]
+struct RetiredList {
+    head: AtomicPtr<Retired>,
+    /// Objects in the list or being scanned from it.
+    len: AtomicUsize,
+    /// Objects ever retired here.
+    retired: AtomicU64,
+    /// Objects taken from here and reclaimed.
+    reclaimed: AtomicU64,
+}
+
+impl RetiredList {
+    /// Pushes the chain `first..=last` (linked through `next`).
+    ///
+    /// # Safety
+    /// 1. `first..=last` is a valid chain of `Retired` nodes owned by the caller.
+    unsafe fn push(&self, first: *mut Retired, last: *mut Retired) {
+        let mut head = self.head.load(Relaxed);
+        loop {
+            // Safety: 1. `last` is owned by the caller and not yet published.
+            unsafe { (*last).next = head };
+            // Release: publishes the nodes (and everything this thread did before retiring
+            // them, including the unlinking) to the scanner's Acquire swap in `take`.
+            match self
+                .head
+                .compare_exchange_weak(head, first, Release, Relaxed)
+            {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    fn take(&self) -> *mut Retired {
+        if self.head.load(Relaxed).is_null() {
+            // Relaxed: a hint; an object pushed just now waits for the next scan.
+            return ptr::null_mut();
+        }
+        // Acquire: pairs with the Release CAS in `push`.
+        self.head.swap(ptr::null_mut(), Acquire)
+    }
+}
+
+/// A set of objects retired by one data structure (one map), and the rules to free them.
+///
+/// Hazard records are process-wide (see the crate documentation); a domain holds the
+/// retired objects of its structure, one list per thread index, and counts them. Dropping a
+/// domain reclaims every object still retired in it. Guards borrow the domain, so it cannot
+/// be dropped while one exists.
+pub struct Domain {
+    segments: [AtomicPtr<CachePadded<RetiredList>>; SEGMENTS],
+    /// For objects retired by a thread whose thread-locals are already destroyed.
+    orphans: CachePadded<RetiredList>,
+    asymmetric: bool,
+}
+
+/// A snapshot of a domain's counters, from [`Domain::stats`].
+///
+/// Counters are read one after another while other threads may be retiring, so under
+/// concurrent use they are approximate; when no thread is using the domain they are exact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Objects retired into this domain so far.
+    pub retired: u64,
+    /// Of those, objects reclaimed (freed) so far.
+    pub reclaimed: u64,
+    /// Retired and not yet freed: `retired - reclaimed`.
+    pub pending: u64,
+    /// Hazard records allocated in the whole process (they are shared by all domains).
+    pub records_allocated: usize,
+    /// Hazard records of the process currently owned by a live thread or an overflow guard.
+    pub records_in_use: usize,
+    /// The current scan threshold per retired list.
+    pub threshold: usize,
+}
+
+/// Where thread index `index` lives: (segment, offset).
+fn locate(index: usize) -> (usize, usize) {
+    let x = index / BASE + 1;
+    let seg = (usize::BITS - 1 - x.leading_zeros()) as usize;
+    (seg, index - BASE * ((1 << seg) - 1))
+}
+
+fn segment_len(seg: usize) -> usize {
+    BASE << seg
+}
+
+impl Domain {
+    /// A domain that uses the asymmetric fence where the system offers it (Linux
+    /// `membarrier`), and the fallback fence elsewhere.
+    pub fn new() -> Self {
+        Self::with_mode(fence::asymmetric_available())
+    }
+
+    /// A domain whose readers issue a full `fence(SeqCst)` per protection, whatever the
+    /// system offers. Slower for readers; for comparison and for testing the fallback.
+    pub fn with_fallback_fence() -> Self {
+        Self::with_mode(false)
+    }
+
+    fn with_mode(asymmetric: bool) -> Self {
+        Domain {
+            segments: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            orphans: CachePadded::new(RetiredList::default()),
+            asymmetric,
+        }
+    }
+
+    /// Whether this domain's readers rely on the reclaimer's `membarrier`.
+    pub fn asymmetric(&self) -> bool {
+        self.asymmetric
+    }
+
+    fn list(&self, index: usize) -> &RetiredList {
+        let (seg, off) = locate(index);
+        // Acquire: pairs with the Release CAS in `alloc_segment`.
+        let mut p = self.segments[seg].load(Acquire);
+        if p.is_null() {
+            p = self.alloc_segment(seg);
+        }
+        // Safety: `p` points to a live segment of `segment_len(seg)` lists (segments live
+        // as long as the domain), and `off < segment_len(seg)` by `locate`.
+        unsafe { &*p.add(off) }
+    }
+
+    #[cold]
+    fn alloc_segment(&self, seg: usize) -> *mut CachePadded<RetiredList> {
+        let fresh: Box<[CachePadded<RetiredList>]> = (0..segment_len(seg))
+            .map(|_| CachePadded::new(RetiredList::default()))
+            .collect();
+        let fresh = Box::into_raw(fresh).cast::<CachePadded<RetiredList>>();
+        // AcqRel: Release publishes the new lists; Acquire (on failure) sees the winner's.
+        match self.segments[seg].compare_exchange(ptr::null_mut(), fresh, Release, Acquire) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // Safety: `fresh` came from `Box::into_raw` of a slice of this length above
+                // and was never published.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, segment_len(seg))) });
+                winner
+            }
+        }
+    }
+
+    /// Every list that exists (orphans first).
+    fn for_each_list<'a>(&'a self, mut f: impl FnMut(&'a RetiredList)) {
+        f(&self.orphans);
+        for (seg, p) in self.segments.iter().enumerate() {
+            let p = p.load(Acquire); // Acquire: as in `list`.
+            if !p.is_null() {
+                // Safety: a published segment holds `segment_len(seg)` lists and lives as
+                // long as the domain.
+                let lists = unsafe { std::slice::from_raw_parts(p, segment_len(seg)) };
+                lists.iter().for_each(|l| f(l));
+            }
+        }
+    }
+
+    /// The current scan threshold.
+    fn threshold(&self) -> usize {
+        if LOOM {
+            RETIRE_THRESHOLD_MIN
+        } else {
+            RETIRE_THRESHOLD_MIN.max(2 * registry().records_allocated())
+        }
+    }
+
+    /// Hands `ptr` to the domain: `reclaim(ptr, domain)` runs once no hazard pointer
+    /// protects it (on whichever thread scans), or when the domain is dropped.
+    ///
+    /// `reclaim` may itself retire further objects into the same domain (to release children
+    /// of a reclaimed node, say): they are queued, not reclaimed recursively.
+    ///
+    /// # Safety
+    /// 1. `ptr` is no longer reachable by readers that have not protected it already: it was
+    ///    unlinked from every shared location before this call.
+    /// 2. `ptr` is retired once, and nothing else frees it.
+    /// 3. `reclaim(ptr, _)` is sound to call once, on any thread, after every guard of this
+    ///    domain that protected `ptr` has moved on (so what it drops must be `Send`).
+    /// 4. Readers protect `ptr` only through guards of this domain.
+    pub unsafe fn retire(&self, ptr: *mut (), reclaim: unsafe fn(*mut (), &Domain)) {
+        let node = Box::into_raw(Box::new(Retired {
+            ptr,
+            reclaim,
+            next: ptr::null_mut(),
+        }));
+        let list = match with_local(|local| local.block.index) {
+            Some(index) => self.list(index),
+            None => &self.orphans,
+        };
+        // Safety: `node` was just allocated and is a chain of one.
+        unsafe { list.push(node, node) };
+        list.retired.fetch_add(1, Relaxed); // Relaxed: a statistic.
+        // Relaxed: the threshold is a heuristic; scans synchronise through `head`.
+        if list.len.fetch_add(1, Relaxed) + 1 >= self.threshold() {
+            self.scan();
+        }
+    }
+
+    /// Retires a `Box`ed value: it is dropped and freed once unprotected.
+    ///
+    /// # Safety
+    /// `ptr` comes from `Box::into_raw`, and requirements 1, 2 and 4 of
+    /// [`retire`](Self::retire) hold.
+    pub unsafe fn retire_box<T: Send>(&self, ptr: *mut T) {
+        unsafe fn reclaim_box<T>(p: *mut (), _: &Domain) {
+            // Safety: `retire_box`'s caller gave a pointer from `Box::into_raw`, reclaimed
+            // once.
+            drop(unsafe { Box::from_raw(p.cast::<T>()) });
+        }
+        // Safety: 1, 2 and 4 are our caller's; 3 holds because `T: Send` and the box is
+        // freed once.
+        unsafe { self.retire(ptr.cast(), reclaim_box::<T>) }
+    }
+
+    /// Frees every retired object that no hazard pointer protects, including those retired
+    /// by threads that have exited, and repeats while reclaiming retires more (cascades).
+    /// Returns how many objects were reclaimed.
+    ///
+    /// Scans also happen on their own when a thread's list reaches the threshold; this call is
+    /// for tests, for shutdown, and for returning memory after a burst of removals.
+    pub fn reclaim(&self) -> usize {
+        let mut total = 0;
+        loop {
+            let n = self.scan();
+            total += n;
+            if n == 0 {
+                return total;
+            }
+        }
+    }
+
+    /// One pass: takes every list, frees what is unprotected, puts the rest back.
+    fn scan(&self) -> usize {
+        // 1. Take the lists *before* the barrier: everything taken was unlinked before its
+        //    Release push, hence before our Acquire take, hence before the barrier.
+        let mut taken: Vec<(&RetiredList, *mut Retired)> = Vec::new();
+        self.for_each_list(|list| {
+            let head = list.take();
+            if !head.is_null() {
+                taken.push((list, head));
+            }
+        });
+        if taken.is_empty() {
+            return 0;
+        }
+        // 2. The reclaimer's side of the fence: a reader either published its hazard before
+        //    this point (we see it below) or validates after it (and sees the unlink).
+        fence::heavy(self.asymmetric);
+        // 3. Every published hazard.
+        let mut hazards = Vec::new();
+        registry().collect_hazards(&mut hazards);
+        hazards.sort_unstable();
+        // 4. Free the unprotected, return the rest to their lists.
+        let mut panic: Option<Box<dyn Any + Send>> = None;
+        let mut freed_total = 0;
+        for (list, mut node) in taken {
+            let (mut kept_first, mut kept_last) = (ptr::null_mut::<Retired>(), ptr::null_mut());
+            let mut freed = 0u64;
+            while !node.is_null() {
+                // Safety: we own every node of a taken list; the Acquire swap made their
+                // fields visible.
+                let next = unsafe { (*node).next };
+                // Safety: as above.
+                let object = unsafe { (*node).ptr };
+                if hazards.binary_search(&object).is_ok() {
+                    // Safety: we own `node`; the kept chain is private until pushed.
+                    unsafe { (*node).next = kept_first };
+                    if kept_first.is_null() {
+                        kept_last = node;
+                    }
+                    kept_first = node;
+                } else {
+                    // Safety: we own `node`, allocated by `retire` with `Box::new`.
+                    let retired = unsafe { Box::from_raw(node) };
+                    // Safety: `retire`'s requirements 1-4: unlinked before being retired
+                    // (before the barrier), unprotected after it, reclaimed once.
+                    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
+                        (retired.reclaim)(retired.ptr, self)
+                    }));
+                    if let Err(payload) = result {
+                        panic.get_or_insert(payload);
+                    }
+                    freed += 1;
+                }
+                node = next;
+            }
+            if !kept_first.is_null() {
+                // Safety: the kept chain is ours and linked first..=last.
+                unsafe { list.push(kept_first, kept_last) };
+            }
+            // Relaxed: statistics and the threshold heuristic.
+            list.len.fetch_sub(freed as usize, Relaxed);
+            list.reclaimed.fetch_add(freed, Relaxed);
+            freed_total += freed as usize;
+        }
+        if let Some(payload) = panic {
+            // Every object was processed; now let the user's panic continue.
+            resume_unwind(payload);
+        }
+        freed_total
+    }
+
+    /// The domain's counters; see [`Stats`].
+    ///
+    /// Bound: with `T` threads retiring into the domain, `pending` stays at most
+    /// `T × (threshold + records_allocated)` plus the lists of threads that exited (at most
+    /// one threshold each, freed by the next scan of any thread), plus the objects that
+    /// reclaiming queues in turn. Objects protected by guards the user holds stay pending
+    /// until released.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            records_allocated: registry().records_allocated(),
+            records_in_use: registry().records_in_use(),
+            threshold: self.threshold(),
+            ..Stats::default()
+        };
+        self.for_each_list(|list| {
+            s.retired += list.retired.load(Relaxed); // Relaxed: statistics.
+            s.reclaimed += list.reclaimed.load(Relaxed);
+        });
+        s.pending = s.retired.saturating_sub(s.reclaimed);
+        s
+    }
+}
+
+impl Default for Domain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Domain")
+            .field("asymmetric", &self.asymmetric)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Drop for Domain {
+    /// Reclaims every object still retired, without consulting hazards: no guard of this
+    /// domain exists (they borrow it), so none protects its objects.
+    fn drop(&mut self) {
+        let mut panic: Option<Box<dyn Any + Send>> = None;
+        loop {
+            let mut lists = Vec::new();
+            self.for_each_list(|list| {
+                let head = list.take();
+                if !head.is_null() {
+                    lists.push((list, head));
+                }
+            });
+            if lists.is_empty() {
+                break;
+            }
+            for (list, mut node) in lists {
+                let mut freed = 0;
+                while !node.is_null() {
+                    // Safety: we own the taken chain; nodes come from `Box::new` in `retire`.
+                    let retired = unsafe { Box::from_raw(node) };
+                    node = retired.next;
+                    // Safety: `retire`'s contract; no guard of this domain is alive.
+                    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
+                        (retired.reclaim)(retired.ptr, self)
+                    }));
+                    if let Err(payload) = result {
+                        panic.get_or_insert(payload);
+                    }
+                    freed += 1;
+                }
+                list.len.fetch_sub(freed, Relaxed); // Relaxed: statistics.
+                list.reclaimed.fetch_add(freed as u64, Relaxed);
+            }
+        }
+        for (seg, p) in self.segments.iter().enumerate() {
+            let p = p.load(Acquire); // Acquire: as in `list`.
+            if !p.is_null() {
+                // Safety: allocated in `alloc_segment` as a boxed slice of this length; no one
+                // else can reach it now that we have `&mut self`.
+                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, segment_len(seg))) });
+            }
+        }
+        if let Some(payload) = panic {
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_covers_indexes_densely() {
+        let mut expected = (0, 0);
+        for index in 0..10_000 {
+            let (seg, off) = locate(index);
+            assert_eq!((seg, off), expected, "index {index}");
+            assert!(off < segment_len(seg));
+            expected = if off + 1 == segment_len(seg) { (seg + 1, 0) } else { (seg, off + 1) };
+        }
+    }
+}

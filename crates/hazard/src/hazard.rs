@@ -1,0 +1,174 @@
+//! The reader side: a guard that owns one hazard record.
+
+use crate::fence;
+use crate::registry::{registry, with_local, Overflow};
+use crate::sync::AtomicPtr;
+use crate::Domain;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+/// Where a guard's record lives.
+enum Record {
+    /// Slot `index` of the owning thread's block.
+    Local(&'static AtomicPtr<()>, usize),
+    /// A record from the shared overflow list.
+    Overflow(&'static Overflow),
+}
+
+/// A hazard pointer: while it protects a pointer, no [`Domain`] frees the object behind it.
+///
+/// The guard owns one hazard record for its whole life (the original's `ProtectedPointer`).
+/// Re-pointing it ([`protect`](Self::protect) again, on another source) is how a traversal
+/// moves hand over hand; [`swap`](Self::swap) exchanges the protections of two guards.
+/// Creating a guard is cheap (a thread-local bit operation for the first eight guards of a
+/// thread, a walk of a shared list beyond that); dropping it clears the protection.
+///
+/// The guard borrows its domain, so the domain cannot be dropped while it exists:
+///
+/// ```compile_fail
+/// let domain = hazard::Domain::new();
+/// let guard = hazard::HazardPointer::new(&domain);
+/// drop(domain); // error: `domain` is still borrowed by `guard`
+/// drop(guard);
+/// ```
+///
+/// A guard is tied to the thread that created it (its record belongs to that thread):
+///
+/// ```compile_fail
+/// let domain = hazard::Domain::new();
+/// let guard = hazard::HazardPointer::new(&domain);
+/// std::thread::scope(|s| { s.spawn(move || drop(guard)); }); // error: not `Send`
+/// ```
+pub struct HazardPointer<'domain> {
+    record: Record,
+    asymmetric: bool,
+    _domain: PhantomData<&'domain Domain>,
+    /// Not `Send`: a thread-block slot must be returned to its own thread's free mask.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'domain> HazardPointer<'domain> {
+    /// A guard protecting nothing, for objects retired into `domain`.
+    #[inline]
+    pub fn new(domain: &'domain Domain) -> Self {
+        let record = with_local(|local| {
+            local
+                .take_slot()
+                .map(|i| Record::Local(&local.block.slots[i], i))
+        })
+        .flatten()
+        .unwrap_or_else(|| Record::Overflow(registry().acquire_overflow()));
+        HazardPointer {
+            record,
+            asymmetric: domain.asymmetric(),
+            _domain: PhantomData,
+            _not_send: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    fn slot(&self) -> &'static AtomicPtr<()> {
+        match self.record {
+            Record::Local(slot, _) => slot,
+            Record::Overflow(rec) => &rec.hazard,
+        }
+    }
+
+    /// Loads `src` and protects the pointer it holds, retrying until the protection is
+    /// validated (the source still holds the published pointer). Returns that pointer, which
+    /// may be null.
+    ///
+    /// The returned pointer may be dereferenced until this guard protects something else or
+    /// is dropped, provided that whoever removes it from `src` retires it into this guard's
+    /// domain (and only after removing it).
+    #[inline]
+    pub fn protect<T>(&mut self, src: &AtomicPtr<T>) -> *mut T {
+        // Relaxed: a first guess, validated below before it is returned.
+        let mut p = src.load(Relaxed);
+        loop {
+            match self.try_protect(p, src) {
+                Ok(p) => return p,
+                Err(now) => p = now,
+            }
+        }
+    }
+
+    /// Publishes `ptr` and checks that `src` still holds it: `Ok(ptr)` means `ptr` is
+    /// protected (as in [`protect`](Self::protect)); `Err(current)` gives what `src` holds
+    /// now, and the guard protects nothing useful.
+    #[inline]
+    pub fn try_protect<T>(&mut self, ptr: *mut T, src: &AtomicPtr<T>) -> Result<*mut T, *mut T> {
+        self.publish(ptr);
+        // Acquire: pairs with the Release store or CAS that made `src` point to this object,
+        // so the object's contents are visible to the caller.
+        let now = src.load(Acquire);
+        if now == ptr {
+            Ok(ptr)
+        } else {
+            Err(now)
+        }
+    }
+
+    /// Publishes `ptr` as this guard's hazard and issues the reader's side of the fence, but
+    /// does not validate: the caller must afterwards re-read, with `Acquire`, some location
+    /// that proves `ptr` was still reachable (not yet retired) after this call, and must not
+    /// dereference `ptr` until that check passes. The trie uses this to validate a child
+    /// against its parent's current main node rather than against the slot it came from.
+    #[inline]
+    pub fn publish<T>(&mut self, ptr: *mut T) {
+        // Release: a reclaimer that Acquire-loads this value also sees every access this
+        // thread made under the guard's previous protection, so it may free that object.
+        self.slot().store(ptr.cast(), Release);
+        // The reader's side of the asymmetric fence: orders the store above before the
+        // caller's validating load (pairs with the reclaimer's heavy barrier).
+        fence::light(self.asymmetric);
+    }
+
+    /// Clears the protection.
+    #[inline]
+    pub fn reset(&mut self) {
+        // Release: this thread's accesses to the protected object happen before a
+        // reclaimer's Acquire load that sees null (and then frees the object).
+        self.slot().store(ptr::null_mut(), Release);
+    }
+
+    /// The pointer currently published (null when none).
+    #[inline]
+    pub fn protected(&self) -> *mut () {
+        // Relaxed: only this thread stores to the slot.
+        self.slot().load(Relaxed)
+    }
+
+    /// Exchanges the protections (and records) of two guards of the same domain, as the
+    /// original's `swap` did for hand-over-hand traversal. No protection lapses.
+    #[inline]
+    pub fn swap(&mut self, other: &mut HazardPointer<'domain>) {
+        std::mem::swap(self, other);
+    }
+}
+
+impl Drop for HazardPointer<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        match self.record {
+            Record::Local(slot, i) => {
+                // Release: as in `reset`.
+                slot.store(ptr::null_mut(), Release);
+                // If this thread's locals are already gone, the block stays owned (see
+                // `Local::drop`) and the slot is simply not reused.
+                let _ = with_local(|local| local.give_slot(i));
+            }
+            Record::Overflow(rec) => registry().release_overflow(rec),
+        }
+    }
+}
+
+impl fmt::Debug for HazardPointer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HazardPointer")
+            .field("protected", &self.protected())
+            .finish()
+    }
+}

@@ -1,0 +1,273 @@
+//! The process-wide set of hazard records.
+//!
+//! Records are grouped in [`Block`]s of [`SLOTS`] records. Each thread that uses hazard
+//! pointers owns one block for as long as it lives (cached in a thread-local), so taking a
+//! record is a bit operation on a thread-local mask: no allocation, no atomic RMW. A thread
+//! that needs more than [`SLOTS`] hazards at once (a user holding many guards) takes extra
+//! single records from a shared overflow list. Blocks and overflow records are never freed:
+//! they form a pool whose size is the peak number of threads (and guards) alive at once, and
+//! a thread that exits returns its block for the next thread to reuse.
+//!
+//! A block's position in the list is also its owner's *thread index*, which domains use to
+//! find the thread's retired list without hashing.
+
+use crate::sync::{thread_local, AtomicBool, AtomicPtr, AtomicUsize};
+use std::cell::Cell;
+use std::ptr;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+/// Hazard records per thread block.
+pub(crate) const SLOTS: usize = 8;
+
+/// One thread's hazard records.
+pub(crate) struct Block {
+    /// The published hazards. Invariant: non-null only while a guard holds the slot.
+    pub(crate) slots: [AtomicPtr<()>; SLOTS],
+    /// Whether a thread owns this block.
+    in_use: AtomicBool,
+    /// This block's thread index: unique among blocks, dense from 0.
+    pub(crate) index: usize,
+    /// The next (older) block. Written once before the block is published.
+    next: AtomicPtr<Block>,
+}
+
+/// A single hazard record taken from the overflow list.
+pub(crate) struct Overflow {
+    pub(crate) hazard: AtomicPtr<()>,
+    in_use: AtomicBool,
+    next: AtomicPtr<Overflow>,
+}
+
+/// The process-wide lists.
+pub(crate) struct Registry {
+    blocks: AtomicPtr<Block>,
+    block_count: AtomicUsize,
+    blocks_in_use: AtomicUsize,
+    overflow: AtomicPtr<Overflow>,
+    overflow_count: AtomicUsize,
+    overflow_in_use: AtomicUsize,
+}
+
+#[cfg(not(loom))]
+static REGISTRY: Registry = Registry {
+    blocks: AtomicPtr::new(ptr::null_mut()),
+    block_count: AtomicUsize::new(0),
+    blocks_in_use: AtomicUsize::new(0),
+    overflow: AtomicPtr::new(ptr::null_mut()),
+    overflow_count: AtomicUsize::new(0),
+    overflow_in_use: AtomicUsize::new(0),
+};
+
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref REGISTRY: Registry = Registry {
+        blocks: AtomicPtr::new(ptr::null_mut()),
+        block_count: AtomicUsize::new(0),
+        blocks_in_use: AtomicUsize::new(0),
+        overflow: AtomicPtr::new(ptr::null_mut()),
+        overflow_count: AtomicUsize::new(0),
+        overflow_in_use: AtomicUsize::new(0),
+    };
+}
+
+pub(crate) fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
+impl Registry {
+    /// Takes a free block, or allocates one. The caller owns it until `release_block`.
+    fn acquire_block(&'static self) -> &'static Block {
+        self.blocks_in_use.fetch_add(1, Relaxed); // Relaxed: a statistic.
+        // Acquire: pairs with the Release CAS that published each block, so its fields
+        // (index, next) are visible.
+        let mut p = self.blocks.load(Acquire);
+        // Safety: blocks are never freed, and every pointer in the list was published by a
+        // Release CAS (or written before one) that our Acquire loads pair with.
+        while let Some(block) = unsafe { p.as_ref() } {
+            // Acquire on success: pairs with the Release store in `release_block`, so the
+            // previous owner's last writes (its slots set to null) happen before ours.
+            if !block.in_use.load(Relaxed)
+                && block
+                    .in_use
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return block;
+            }
+            // Acquire: pairs with the Relaxed store of `next` made before the Release
+            // publication of `block`, which our earlier Acquire load synchronised with.
+            p = block.next.load(Acquire);
+        }
+        let block = Box::leak(Box::new(Block {
+            slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            in_use: AtomicBool::new(true),
+            // Relaxed: only uniqueness matters, which the RMW guarantees.
+            index: self.block_count.fetch_add(1, Relaxed),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }));
+        let mut head = self.blocks.load(Relaxed);
+        loop {
+            // Relaxed: published by the Release CAS below.
+            block.next.store(head, Relaxed);
+            // Release: publishes the block's fields to readers that Acquire-load the head.
+            match self
+                .blocks
+                .compare_exchange_weak(head, block, Release, Relaxed)
+            {
+                Ok(_) => return block,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    fn release_block(&self, block: &Block) {
+        // Release: pairs with the Acquire CAS in `acquire_block` of the next owner.
+        block.in_use.store(false, Release);
+        self.blocks_in_use.fetch_sub(1, Relaxed); // Relaxed: a statistic.
+    }
+
+    /// Takes a free overflow record, or allocates one.
+    pub(crate) fn acquire_overflow(&'static self) -> &'static Overflow {
+        self.overflow_in_use.fetch_add(1, Relaxed); // Relaxed: a statistic.
+        // Acquire: as in `acquire_block`.
+        let mut p = self.overflow.load(Acquire);
+        // Safety: overflow records are never freed and were published by a Release CAS.
+        while let Some(rec) = unsafe { p.as_ref() } {
+            // Acquire on success: pairs with the Release store in `release_overflow`.
+            if !rec.in_use.load(Relaxed)
+                && rec
+                    .in_use
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return rec;
+            }
+            p = rec.next.load(Acquire); // Acquire: as in `acquire_block`.
+        }
+        let rec = Box::leak(Box::new(Overflow {
+            hazard: AtomicPtr::new(ptr::null_mut()),
+            in_use: AtomicBool::new(true),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }));
+        self.overflow_count.fetch_add(1, Relaxed); // Relaxed: a statistic.
+        let mut head = self.overflow.load(Relaxed);
+        loop {
+            rec.next.store(head, Relaxed); // Relaxed: published by the Release CAS below.
+            // Release: publishes the record to readers that Acquire-load the head.
+            match self
+                .overflow
+                .compare_exchange_weak(head, rec, Release, Relaxed)
+            {
+                Ok(_) => return rec,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    pub(crate) fn release_overflow(&self, rec: &Overflow) {
+        // Release: the guard's accesses to the object happen before a reclaimer's Acquire
+        // load that sees null.
+        rec.hazard.store(ptr::null_mut(), Release);
+        // Release: pairs with the Acquire CAS in `acquire_overflow`.
+        rec.in_use.store(false, Release);
+        self.overflow_in_use.fetch_sub(1, Relaxed); // Relaxed: a statistic.
+    }
+
+    /// Appends every published hazard to `out` (unsorted, may contain duplicates).
+    ///
+    /// Called by a reclaimer after its heavy barrier.
+    pub(crate) fn collect_hazards(&self, out: &mut Vec<*mut ()>) {
+        let mut p = self.blocks.load(Acquire); // Acquire: as in `acquire_block`.
+        // Safety: blocks are never freed.
+        while let Some(block) = unsafe { p.as_ref() } {
+            for slot in &block.slots {
+                // Acquire: pairs with the Release stores of guards (publication and reset),
+                // so a guard's reads of an object it no longer protects happen before we
+                // free that object.
+                let h = slot.load(Acquire);
+                if !h.is_null() {
+                    out.push(h);
+                }
+            }
+            p = block.next.load(Acquire); // Acquire: as in `acquire_block`.
+        }
+        let mut p = self.overflow.load(Acquire); // Acquire: as in `acquire_overflow`.
+        // Safety: overflow records are never freed.
+        while let Some(rec) = unsafe { p.as_ref() } {
+            let h = rec.hazard.load(Acquire); // Acquire: as for block slots above.
+            if !h.is_null() {
+                out.push(h);
+            }
+            p = rec.next.load(Acquire); // Acquire: as in `acquire_overflow`.
+        }
+    }
+
+    /// Total hazard records allocated in this process.
+    pub(crate) fn records_allocated(&self) -> usize {
+        // Relaxed: statistics.
+        self.block_count.load(Relaxed) * SLOTS + self.overflow_count.load(Relaxed)
+    }
+
+    /// Hazard records currently owned by a thread (its block) or held by an overflow guard.
+    pub(crate) fn records_in_use(&self) -> usize {
+        // Relaxed: statistics.
+        self.blocks_in_use.load(Relaxed) * SLOTS + self.overflow_in_use.load(Relaxed)
+    }
+}
+
+/// This thread's block and which of its slots are free.
+pub(crate) struct Local {
+    pub(crate) block: &'static Block,
+    /// Bit i set: slot i is free.
+    free: Cell<u32>,
+}
+
+const ALL_FREE: u32 = (1 << SLOTS) - 1;
+
+impl Local {
+    fn new() -> Self {
+        Local {
+            block: registry().acquire_block(),
+            free: Cell::new(ALL_FREE),
+        }
+    }
+
+    /// Takes a free slot of this thread's block.
+    #[inline]
+    pub(crate) fn take_slot(&self) -> Option<usize> {
+        let free = self.free.get();
+        if free == 0 {
+            return None;
+        }
+        let i = free.trailing_zeros() as usize;
+        self.free.set(free & !(1 << i));
+        Some(i)
+    }
+
+    #[inline]
+    pub(crate) fn give_slot(&self, i: usize) {
+        self.free.set(self.free.get() | (1 << i));
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // A guard that outlives this thread-local (held by another thread-local destroyed
+        // later) keeps its slot; the block then stays owned forever rather than be handed to
+        // a thread that would reuse a busy slot.
+        if self.free.get() == ALL_FREE {
+            registry().release_block(self.block);
+        }
+    }
+}
+
+thread_local! {
+    pub(crate) static LOCAL: Local = Local::new();
+}
+
+/// Runs `f` with this thread's block, or returns `None` while thread-locals are being
+/// destroyed.
+#[inline]
+pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
+    LOCAL.try_with(f).ok()
+}
