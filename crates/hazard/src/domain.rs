@@ -169,7 +169,9 @@ impl Domain {
             Err(winner) => {
                 // Safety: `fresh` came from `Box::into_raw` of a slice of this length above
                 // and was never published.
-                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, segment_len(seg))) });
+                drop(unsafe {
+                    Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, segment_len(seg)))
+                });
                 winner
             }
         }
@@ -221,11 +223,15 @@ impl Domain {
             Some(index) => self.list(index),
             None => &self.orphans,
         };
+        // Counted before the push, so that a scan that takes and frees the node at once never
+        // drives the counters below zero (reclaimed <= retired, len >= 0).
+        // Relaxed: a statistic.
+        list.retired.fetch_add(1, Relaxed);
+        // Relaxed: the threshold is a heuristic; scans synchronise through `head`.
+        let len = list.len.fetch_add(1, Relaxed) + 1;
         // Safety: `node` was just allocated and is a chain of one.
         unsafe { list.push(node, node) };
-        list.retired.fetch_add(1, Relaxed); // Relaxed: a statistic.
-        // Relaxed: the threshold is a heuristic; scans synchronise through `head`.
-        if list.len.fetch_add(1, Relaxed) + 1 >= self.threshold() {
+        if len >= self.threshold() {
             self.scan();
         }
     }
@@ -434,7 +440,11 @@ mod tests {
             let (seg, off) = locate(index);
             assert_eq!((seg, off), expected, "index {index}");
             assert!(off < segment_len(seg));
-            expected = if off + 1 == segment_len(seg) { (seg + 1, 0) } else { (seg, off + 1) };
+            expected = if off + 1 == segment_len(seg) {
+                (seg + 1, 0)
+            } else {
+                (seg, off + 1)
+            };
         }
     }
 }

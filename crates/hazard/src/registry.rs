@@ -42,20 +42,16 @@ pub(crate) struct Overflow {
 pub(crate) struct Registry {
     blocks: AtomicPtr<Block>,
     block_count: AtomicUsize,
-    blocks_in_use: AtomicUsize,
     overflow: AtomicPtr<Overflow>,
     overflow_count: AtomicUsize,
-    overflow_in_use: AtomicUsize,
 }
 
 #[cfg(not(loom))]
 static REGISTRY: Registry = Registry {
     blocks: AtomicPtr::new(ptr::null_mut()),
     block_count: AtomicUsize::new(0),
-    blocks_in_use: AtomicUsize::new(0),
     overflow: AtomicPtr::new(ptr::null_mut()),
     overflow_count: AtomicUsize::new(0),
-    overflow_in_use: AtomicUsize::new(0),
 };
 
 #[cfg(loom)]
@@ -63,10 +59,8 @@ loom::lazy_static! {
     static ref REGISTRY: Registry = Registry {
         blocks: AtomicPtr::new(ptr::null_mut()),
         block_count: AtomicUsize::new(0),
-        blocks_in_use: AtomicUsize::new(0),
         overflow: AtomicPtr::new(ptr::null_mut()),
         overflow_count: AtomicUsize::new(0),
-        overflow_in_use: AtomicUsize::new(0),
     };
 }
 
@@ -77,7 +71,6 @@ pub(crate) fn registry() -> &'static Registry {
 impl Registry {
     /// Takes a free block, or allocates one. The caller owns it until `release_block`.
     fn acquire_block(&'static self) -> &'static Block {
-        self.blocks_in_use.fetch_add(1, Relaxed); // Relaxed: a statistic.
         // Acquire: pairs with the Release CAS that published each block, so its fields
         // (index, next) are visible.
         let mut p = self.blocks.load(Acquire);
@@ -120,15 +113,8 @@ impl Registry {
         }
     }
 
-    fn release_block(&self, block: &Block) {
-        // Release: pairs with the Acquire CAS in `acquire_block` of the next owner.
-        block.in_use.store(false, Release);
-        self.blocks_in_use.fetch_sub(1, Relaxed); // Relaxed: a statistic.
-    }
-
     /// Takes a free overflow record, or allocates one.
     pub(crate) fn acquire_overflow(&'static self) -> &'static Overflow {
-        self.overflow_in_use.fetch_add(1, Relaxed); // Relaxed: a statistic.
         // Acquire: as in `acquire_block`.
         let mut p = self.overflow.load(Acquire);
         // Safety: overflow records are never freed and were published by a Release CAS.
@@ -152,7 +138,8 @@ impl Registry {
         self.overflow_count.fetch_add(1, Relaxed); // Relaxed: a statistic.
         let mut head = self.overflow.load(Relaxed);
         loop {
-            rec.next.store(head, Relaxed); // Relaxed: published by the Release CAS below.
+            // Relaxed: published by the Release CAS below.
+            rec.next.store(head, Relaxed);
             // Release: publishes the record to readers that Acquire-load the head.
             match self
                 .overflow
@@ -170,14 +157,14 @@ impl Registry {
         rec.hazard.store(ptr::null_mut(), Release);
         // Release: pairs with the Acquire CAS in `acquire_overflow`.
         rec.in_use.store(false, Release);
-        self.overflow_in_use.fetch_sub(1, Relaxed); // Relaxed: a statistic.
     }
 
     /// Appends every published hazard to `out` (unsorted, may contain duplicates).
     ///
     /// Called by a reclaimer after its heavy barrier.
     pub(crate) fn collect_hazards(&self, out: &mut Vec<*mut ()>) {
-        let mut p = self.blocks.load(Acquire); // Acquire: as in `acquire_block`.
+        // Acquire: as in `acquire_block`.
+        let mut p = self.blocks.load(Acquire);
         // Safety: blocks are never freed.
         while let Some(block) = unsafe { p.as_ref() } {
             for slot in &block.slots {
@@ -191,7 +178,8 @@ impl Registry {
             }
             p = block.next.load(Acquire); // Acquire: as in `acquire_block`.
         }
-        let mut p = self.overflow.load(Acquire); // Acquire: as in `acquire_overflow`.
+        // Acquire: as in `acquire_overflow`.
+        let mut p = self.overflow.load(Acquire);
         // Safety: overflow records are never freed.
         while let Some(rec) = unsafe { p.as_ref() } {
             let h = rec.hazard.load(Acquire); // Acquire: as for block slots above.
@@ -210,8 +198,22 @@ impl Registry {
 
     /// Hazard records currently owned by a thread (its block) or held by an overflow guard.
     pub(crate) fn records_in_use(&self) -> usize {
-        // Relaxed: statistics.
-        self.blocks_in_use.load(Relaxed) * SLOTS + self.overflow_in_use.load(Relaxed)
+        let mut n = 0;
+        // Acquire: as in `acquire_block`.
+        let mut p = self.blocks.load(Acquire);
+        // Safety: blocks are never freed.
+        while let Some(block) = unsafe { p.as_ref() } {
+            n += SLOTS * usize::from(block.in_use.load(Relaxed)); // Relaxed: a statistic.
+            p = block.next.load(Acquire); // Acquire: as in `acquire_block`.
+        }
+        // Acquire: as in `acquire_overflow`.
+        let mut p = self.overflow.load(Acquire);
+        // Safety: overflow records are never freed.
+        while let Some(rec) = unsafe { p.as_ref() } {
+            n += usize::from(rec.in_use.load(Relaxed)); // Relaxed: a statistic.
+            p = rec.next.load(Acquire); // Acquire: as in `acquire_overflow`.
+        }
+        n
     }
 }
 
@@ -256,7 +258,10 @@ impl Drop for Local {
         // later) keeps its slot; the block then stays owned forever rather than be handed to
         // a thread that would reuse a busy slot.
         if self.free.get() == ALL_FREE {
-            registry().release_block(self.block);
+            // Release: pairs with the Acquire CAS in `acquire_block` of the next owner. (Not
+            // through the registry: under loom it may already be gone when the main thread's
+            // locals are destroyed; blocks are never freed.)
+            self.block.in_use.store(false, Release);
         }
     }
 }

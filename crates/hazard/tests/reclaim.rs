@@ -32,9 +32,16 @@ fn scans_start_at_the_threshold_without_an_explicit_call() {
     assert_eq!(drops.load(Relaxed), 0, "no scan below the threshold");
     assert_eq!(domain.stats().pending as usize, threshold - 1);
     retire_n(&domain, 1, &drops);
-    assert_eq!(drops.load(Relaxed), threshold, "the threshold-th retire scans");
+    assert_eq!(
+        drops.load(Relaxed),
+        threshold,
+        "the threshold-th retire scans"
+    );
     let stats = domain.stats();
-    assert_eq!((stats.retired, stats.reclaimed, stats.pending), (threshold as u64, threshold as u64, 0));
+    assert_eq!(
+        (stats.retired, stats.reclaimed, stats.pending),
+        (threshold as u64, threshold as u64, 0)
+    );
 }
 
 #[test]
@@ -63,19 +70,31 @@ fn objects_retired_by_exited_threads_are_freed_by_a_later_scan() {
     let domain = Domain::new();
     let exited = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| retire_n(&domain, 10, &exited));
-        }
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| retire_n(&domain, 10, &exited)))
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
     });
-    assert_eq!(exited.load(Relaxed), 0, "below the threshold nothing was scanned");
+    assert_eq!(
+        exited.load(Relaxed),
+        0,
+        "below the threshold nothing was scanned"
+    );
     assert_eq!(domain.stats().pending, 40);
     // No explicit reclaim: this thread reaching its threshold scans every list. (This thread
     // may have inherited an exited thread's block, and with it its list's count, so its own
     // threshold comes sooner; either way the exited threads' objects are freed.)
     let mine = Arc::new(AtomicUsize::new(0));
     retire_n(&domain, domain.stats().threshold, &mine);
-    assert_eq!(exited.load(Relaxed), 40, "the exited threads' objects were freed");
-    assert_eq!(mine.load(Relaxed) as u64 + domain.stats().pending, domain.stats().threshold as u64);
+    assert_eq!(
+        exited.load(Relaxed),
+        40,
+        "the exited threads' objects were freed"
+    );
+    assert_eq!(
+        mine.load(Relaxed) as u64 + domain.stats().pending,
+        domain.stats().threshold as u64
+    );
 }
 
 #[test]
@@ -83,7 +102,7 @@ fn explicit_reclaim_frees_exited_threads_lists() {
     let domain = Domain::new();
     let drops = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|s| {
-        s.spawn(|| retire_n(&domain, 7, &drops));
+        s.spawn(|| retire_n(&domain, 7, &drops)).join().unwrap();
     });
     assert_eq!(domain.reclaim(), 7);
     assert_eq!(drops.load(Relaxed), 7);
@@ -94,9 +113,10 @@ fn dropping_the_domain_frees_everything_retired() {
     let domain = Domain::new();
     let drops = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|s| {
-        for _ in 0..3 {
-            s.spawn(|| retire_n(&domain, 5, &drops));
-        }
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| retire_n(&domain, 5, &drops)))
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
     });
     retire_n(&domain, 5, &drops);
     drop(domain);
@@ -122,7 +142,10 @@ unsafe fn reclaim_chain(p: *mut (), domain: &Domain) {
 fn chain(len: usize, drops: &Arc<AtomicUsize>) -> *mut Chain {
     let mut head = std::ptr::null_mut();
     for _ in 0..len {
-        head = Box::into_raw(Box::new(Chain { child: head, drops: drops.clone() }));
+        head = Box::into_raw(Box::new(Chain {
+            child: head,
+            drops: drops.clone(),
+        }));
     }
     head
 }
@@ -162,7 +185,11 @@ fn a_panicking_drop_does_not_lose_other_objects() {
     retire_n(&domain, 10, &drops);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain.reclaim()));
     assert!(result.is_err(), "the user's panic propagates");
-    assert_eq!(drops.load(Relaxed), 21, "every other object was still reclaimed");
+    assert_eq!(
+        drops.load(Relaxed),
+        21,
+        "every other object was still reclaimed"
+    );
     assert_eq!(domain.stats().pending, 0);
 }
 
@@ -174,18 +201,28 @@ fn a_retire_storm_stays_inside_the_bound() {
     let max_pending = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                retire_n(&domain, 200_000, &drops);
-                done.fetch_add(1, Relaxed);
-            });
-        }
-        s.spawn(|| {
+        let mut hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    // Counts this thread as done even if it panics, so the watcher stops.
+                    struct Done<'a>(&'a AtomicUsize);
+                    impl Drop for Done<'_> {
+                        fn drop(&mut self) {
+                            self.0.fetch_add(1, Relaxed);
+                        }
+                    }
+                    let _done = Done(&done);
+                    retire_n(&domain, 200_000, &drops);
+                })
+            })
+            .collect();
+        hs.push(s.spawn(|| {
             while done.load(Relaxed) < threads {
                 max_pending.fetch_max(domain.stats().pending as usize, Relaxed);
                 std::thread::yield_now();
             }
-        });
+        }));
+        hs.into_iter().for_each(|h| h.join().unwrap());
     });
     let stats = domain.stats();
     // Stats are read list by list while threads retire, so allow one threshold of skew.
@@ -209,7 +246,9 @@ fn short_lived_threads_reuse_hazard_records() {
                 let mut g = HazardPointer::new(&domain);
                 // Safety: the cell is never changed, the value lives until the end.
                 assert_eq!(unsafe { *g.protect(&cell) }, 1);
-            });
+            })
+            .join()
+            .unwrap();
         });
     }
     let after = domain.stats();
@@ -274,19 +313,26 @@ fn contended_cas_counter_is_exact_and_estimate_adapts() {
     let threads = 4;
     let per = 50_000;
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                for _ in 0..per {
-                    let mut cur = cell.load(Relaxed);
-                    while let Err(now) =
-                        contention::compare_exchange(&cell, cur, cur.wrapping_add(1), AcqRel, Relaxed)
-                    {
-                        cur = now;
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..per {
+                        let mut cur = cell.load(Relaxed);
+                        while let Err(now) = contention::compare_exchange(
+                            &cell,
+                            cur,
+                            cur.wrapping_add(1),
+                            AcqRel,
+                            Relaxed,
+                        ) {
+                            cur = now;
+                        }
                     }
-                }
-                assert!(contention::estimate() <= contention::MAX_LEVEL);
-            });
-        }
+                    assert!(contention::estimate() <= contention::MAX_LEVEL);
+                })
+            })
+            .collect();
+        hs.into_iter().for_each(|h| h.join().unwrap());
     });
     assert_eq!(cell.load(Relaxed) as usize, threads * per);
     // Successes lower the estimate again.

@@ -19,7 +19,12 @@ struct Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        assert_eq!(self.canary.swap(DEAD, Relaxed), LIVE, "node {} dropped twice", self.id);
+        assert_eq!(
+            self.canary.swap(DEAD, Relaxed),
+            LIVE,
+            "node {} dropped twice",
+            self.id
+        );
         let before = self.drops[self.id].fetch_add(1, Relaxed);
         assert_eq!(before, 0, "node {} dropped twice", self.id);
     }
@@ -61,7 +66,12 @@ impl Stack {
             }
             // Safety: protected and validated; popped nodes are retired into our domain.
             let node = unsafe { &*head };
-            assert_eq!(node.canary.load(Relaxed), LIVE, "node {} used after free", node.id);
+            assert_eq!(
+                node.canary.load(Relaxed),
+                LIVE,
+                "node {} used after free",
+                node.id
+            );
             if hazard::contention::compare_exchange(&self.head, head, node.next, AcqRel, Relaxed)
                 .is_ok()
             {
@@ -79,7 +89,12 @@ impl Stack {
         let head = guard.protect(&self.head);
         // Safety: protected and validated.
         let node = unsafe { head.as_ref()? };
-        assert_eq!(node.canary.load(Relaxed), LIVE, "node {} used after free", node.id);
+        assert_eq!(
+            node.canary.load(Relaxed),
+            LIVE,
+            "node {} used after free",
+            node.id
+        );
         Some(node.id)
     }
 }
@@ -98,36 +113,56 @@ impl Drop for Stack {
 fn run(threads: usize, ops_per_thread: usize, domain: Domain) {
     let total = threads * ops_per_thread;
     let drops: Arc<Vec<AtomicU8>> = Arc::new((0..total).map(|_| AtomicU8::new(0)).collect());
-    let stack = Stack { head: AtomicPtr::new(ptr::null_mut()), domain };
+    let stack = Stack {
+        head: AtomicPtr::new(ptr::null_mut()),
+        domain,
+    };
     let popped = AtomicU64::new(0);
+    // Handles are joined explicitly (not left to the scope) so that ThreadSanitizer sees the
+    // join: the scope's own wait happens inside the uninstrumented standard library.
     std::thread::scope(|s| {
-        for t in 0..threads {
-            let (stack, drops, popped) = (&stack, &drops, &popped);
-            s.spawn(move || {
-                for i in 0..ops_per_thread {
-                    stack.push(t * ops_per_thread + i, drops);
-                    if i % 4 == 3 {
-                        stack.peek();
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (stack, drops, popped) = (&stack, &drops, &popped);
+                s.spawn(move || {
+                    for i in 0..ops_per_thread {
+                        stack.push(t * ops_per_thread + i, drops);
+                        if i % 4 == 3 {
+                            stack.peek();
+                        }
+                        if i % 2 == 1 {
+                            stack.pop().expect("a pushed node is there to pop");
+                            stack.pop().expect("a pushed node is there to pop");
+                            popped.fetch_add(2, Relaxed);
+                        }
                     }
-                    if i % 2 == 1 {
-                        stack.pop().expect("a pushed node is there to pop");
-                        stack.pop().expect("a pushed node is there to pop");
-                        popped.fetch_add(2, Relaxed);
-                    }
-                }
-            });
-        }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
     });
     let stats = stack.domain.stats();
     assert_eq!(stats.retired, popped.load(Relaxed));
     // Scans happened on their own: far fewer objects pending than retired.
     assert!(stats.reclaimed > 0, "{stats:?}");
     let bound = threads * (stats.threshold + stats.records_allocated);
-    assert!(stats.pending as usize <= bound, "{stats:?} above bound {bound}");
-    assert_eq!(stack.domain.reclaim() as u64, stats.pending, "every unprotected node frees");
+    assert!(
+        stats.pending as usize <= bound,
+        "{stats:?} above bound {bound}"
+    );
+    assert_eq!(
+        stack.domain.reclaim() as u64,
+        stats.pending,
+        "every unprotected node frees"
+    );
     drop(stack);
     for (id, d) in drops.iter().enumerate() {
-        assert_eq!(d.load(Relaxed), 1, "node {id} dropped {} times", d.load(Relaxed));
+        assert_eq!(
+            d.load(Relaxed),
+            1,
+            "node {id} dropped {} times",
+            d.load(Relaxed)
+        );
     }
 }
 
