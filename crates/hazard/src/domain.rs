@@ -334,8 +334,12 @@ impl Domain {
             freed_total += freed as usize;
         }
         if let Some(payload) = panic {
-            // Every object was processed; now let the user's panic continue.
-            resume_unwind(payload);
+            // Every object was processed; now let the user's panic continue (unless this
+            // thread is already unwinding, say a retire in a `Drop` run by another panic:
+            // a second panic would abort, so this one is dropped).
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
         }
         freed_total
     }

@@ -68,6 +68,30 @@ impl<'domain> HazardPointer<'domain> {
         }
     }
 
+    /// `N` guards at once, taking this thread's records with one thread-local access (a data
+    /// structure's traversal typically needs several: the node, its parent and a child).
+    #[inline]
+    pub fn array<const N: usize>(domain: &'domain Domain) -> [Self; N] {
+        let asymmetric = domain.asymmetric();
+        let make = |record| HazardPointer {
+            record,
+            asymmetric,
+            _domain: PhantomData,
+            _not_send: PhantomData,
+        };
+        with_local(|local| {
+            std::array::from_fn(|_| {
+                make(match local.take_slot() {
+                    Some(i) => Record::Local(&local.block.slots[i], i),
+                    None => Record::Overflow(registry().acquire_overflow()),
+                })
+            })
+        })
+        .unwrap_or_else(|| {
+            std::array::from_fn(|_| make(Record::Overflow(registry().acquire_overflow())))
+        })
+    }
+
     #[inline(always)]
     fn slot(&self) -> &'static AtomicPtr<()> {
         match self.record {

@@ -1,0 +1,61 @@
+//! The O(1) entry count: striped counters, so that writers on different threads do not
+//! contend on one cache line.
+
+use crate::sync::AtomicIsize;
+use crossbeam_utils::CachePadded;
+use std::cell::Cell;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub(crate) struct Counter {
+    stripes: Box<[CachePadded<AtomicIsize>]>,
+}
+
+thread_local! {
+    /// This thread's stripe choice, assigned round-robin on first use.
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    STRIPE
+        .try_with(|s| {
+            if s.get() == usize::MAX {
+                // Relaxed: only distinctness matters.
+                s.set(NEXT.fetch_add(1, Relaxed));
+            }
+            s.get()
+        })
+        .unwrap_or(0)
+}
+
+impl Counter {
+    pub(crate) fn new() -> Self {
+        // Twice the parallelism, rounded to a power of two, at most 64: few collisions
+        // between threads, and a small map stays small (a stripe is a cache line).
+        let n = std::thread::available_parallelism()
+            .map_or(4, |n| n.get() * 2)
+            .next_power_of_two()
+            .min(64);
+        Counter {
+            stripes: (0..n)
+                .map(|_| CachePadded::new(AtomicIsize::new(0)))
+                .collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, delta: isize) {
+        let i = stripe_index() & (self.stripes.len() - 1);
+        // Relaxed: a count, read as a sum; `len` documents that it is exact only at rest.
+        self.stripes[i].fetch_add(delta, Relaxed);
+    }
+
+    /// The sum of the stripes: exact when no write is in flight.
+    pub(crate) fn get(&self) -> usize {
+        // Relaxed: see `add`. A sum taken while writers run may be briefly off (or even
+        // negative, when a removal's stripe is read before the insertion's); clamp at 0.
+        let sum: isize = self.stripes.iter().map(|s| s.load(Relaxed)).sum();
+        sum.max(0) as usize
+    }
+}

@@ -1,0 +1,418 @@
+//! The public map type.
+
+use crate::iter::Iter;
+use crate::node::Leaf;
+use crate::raw::{Action, Inner, OwnedLeaf, Prepared};
+use hazard::HazardPointer;
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A lock-free concurrent hash map: a hash array mapped trie (a Ctrie) with hazard-pointer
+/// reclamation.
+///
+/// A `Hamt` is a handle: [`Clone`] gives another handle on the *same* map (as the original's
+/// `HAMT` did), and the map is freed when the last handle is dropped. Share it between threads
+/// by cloning it into each, or by reference (`&Hamt` is `Send` when the map is `Sync`).
+///
+/// ```
+/// use concurrent_hamt::Hamt;
+///
+/// let map = Hamt::new();
+/// std::thread::scope(|s| {
+///     for t in 0..4u64 {
+///         let map = map.clone();
+///         s.spawn(move || {
+///             for i in 0..100 {
+///                 map.insert(t * 100 + i, i);
+///             }
+///         });
+///     }
+/// });
+/// assert_eq!(map.len(), 400);
+/// assert_eq!(*map.get(&250).unwrap(), 50);
+/// ```
+pub struct Hamt<K, V, S = RandomState> {
+    inner: Arc<Inner<K, V, S>>,
+}
+
+/// A reference to an entry of a [`Hamt`], kept alive by a hazard pointer while it is held.
+///
+/// The entry may be removed from the map or replaced meanwhile: a `Ref` still reads the key
+/// and value it was created with (they are freed only after every `Ref` to them is dropped).
+/// It is not `Send`: its hazard pointer belongs to the thread that made it. Holding many
+/// `Ref`s at once is allowed (each takes one hazard record; past eight per thread they come
+/// from a shared pool).
+pub struct Ref<'a, K, V> {
+    _guard: HazardPointer<'a>,
+    leaf: *const Leaf<K, V>,
+    _marker: PhantomData<&'a (K, V)>,
+}
+
+impl<'a, K, V> Ref<'a, K, V> {
+    /// `guard` protects `leaf`, validated.
+    pub(crate) fn new(guard: HazardPointer<'a>, leaf: *const Leaf<K, V>) -> Self {
+        Ref {
+            _guard: guard,
+            leaf,
+            _marker: PhantomData,
+        }
+    }
+
+    fn leaf(&self) -> &Leaf<K, V> {
+        // Safety: the guard protects the leaf for as long as `self` lives.
+        unsafe { &*self.leaf }
+    }
+
+    /// The entry's key.
+    pub fn key(&self) -> &K {
+        &self.leaf().key
+    }
+
+    /// The entry's value.
+    pub fn value(&self) -> &V {
+        &self.leaf().value
+    }
+
+    /// Both.
+    pub fn pair(&self) -> (&K, &V) {
+        let leaf = self.leaf();
+        (&leaf.key, &leaf.value)
+    }
+}
+
+impl<K, V> Deref for Ref<'_, K, V> {
+    type Target = V;
+
+    fn deref(&self) -> &V {
+        self.value()
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Ref<'_, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ref")
+            .field("key", self.key())
+            .field("value", self.value())
+            .finish()
+    }
+}
+
+impl<K, V> Hamt<K, V, RandomState> {
+    /// An empty map with a keyed SipHash hasher (`std`'s `RandomState`).
+    pub fn new() -> Self {
+        Self::with_hasher(RandomState::new())
+    }
+}
+
+impl<K, V, S> Hamt<K, V, S> {
+    /// An empty map that hashes keys with `hasher`. Any `BuildHasher` gives correct results,
+    /// even one that returns a constant (then every key sits in one collision list, slowly).
+    pub fn with_hasher(hasher: S) -> Self {
+        Hamt {
+            inner: Arc::new(Inner::with_hasher(hasher)),
+        }
+    }
+
+    /// The number of entries, in O(1).
+    ///
+    /// Exact whenever no write is in flight; while writers run it is a sum of per-thread
+    /// counters read one after another, so it may be off by the writes in flight (never
+    /// negative).
+    pub fn len(&self) -> usize {
+        self.inner.count.get()
+    }
+
+    /// Whether [`len`](Self::len) is 0 (with the same caveat).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The hasher.
+    pub fn hasher(&self) -> &S {
+        &self.inner.hasher
+    }
+
+    /// Memory-reclamation counters of this map: nodes retired, reclaimed and pending (retired
+    /// but not yet freed), and the process-wide hazard records. See [`ReclaimStats`].
+    ///
+    /// [`ReclaimStats`]: crate::ReclaimStats
+    pub fn stats(&self) -> hazard::Stats {
+        self.inner.domain.stats()
+    }
+
+    /// Frees every retired node that no reader protects now, instead of waiting for the next
+    /// automatic scan. Returns how many nodes were freed.
+    pub fn reclaim(&self) -> usize {
+        self.inner.domain.reclaim()
+    }
+
+    /// An iterator over the entries, in hash order, yielding a [`Ref`] for each.
+    ///
+    /// # Consistency
+    ///
+    /// The iterator walks the live map (it is not a snapshot): it never blocks writers and
+    /// writers never block it. It yields each key at most once. An entry present during the
+    /// whole iteration is yielded exactly once, with its value at the moment the iterator
+    /// reached it. An entry inserted or removed during the iteration may or may not be
+    /// yielded. Without concurrent writes it yields exactly the map's entries.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        Iter::new(&self.inner.domain, self.inner.root)
+    }
+}
+
+impl<K, V, S> Hamt<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// The entry for `key`, if any.
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// map.insert("a".to_string(), 1);
+    /// let r = map.get("a").unwrap();
+    /// assert_eq!((r.key().as_str(), *r), ("a", 1));
+    /// assert!(map.get("b").is_none());
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.inner.find(self.inner.hash(key), key)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key).is_some()
+    }
+
+    fn leaf<'q>(&self, key: K, value: V) -> Prepared<'q, K, V, K> {
+        let hash = self.inner.hash(&key);
+        Prepared::Leaf(OwnedLeaf::new(hash, key, value))
+    }
+
+    /// Inserts `key` with `value`, replacing the entry present; returns the previous entry.
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// assert!(map.insert(1, "one").is_none());
+    /// assert_eq!(*map.insert(1, "uno").unwrap(), "one");
+    /// assert_eq!(*map.get(&1).unwrap(), "uno");
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Option<Ref<'_, K, V>> {
+        let prepared = self.leaf(key, value);
+        let hash = hash_of(&prepared);
+        self.inner
+            .write(hash, prepared, false, |_| Action::Put(None))
+            .old
+    }
+
+    /// Inserts `key` with `value` only if `key` is absent (the original's `insert`); returns
+    /// whether it inserted. Otherwise `key` and `value` are dropped.
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// assert!(map.insert_if_absent(1, "one"));
+    /// assert!(!map.insert_if_absent(1, "uno"));
+    /// assert_eq!(*map.get(&1).unwrap(), "one");
+    /// ```
+    pub fn insert_if_absent(&self, key: K, value: V) -> bool {
+        let prepared = self.leaf(key, value);
+        let hash = hash_of(&prepared);
+        let decide = |v: Option<&V>| {
+            if v.is_some() {
+                Action::Keep
+            } else {
+                Action::Put(None)
+            }
+        };
+        self.inner.write(hash, prepared, false, decide).changed
+    }
+
+    /// Removes `key`; returns the entry removed.
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// map.insert(1, "one");
+    /// assert_eq!(*map.remove(&1).unwrap(), "one");
+    /// assert!(map.remove(&1).is_none());
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_if(key, |_| true)
+    }
+
+    /// Removes `key` if `condition` holds for its value; returns the entry removed.
+    ///
+    /// `condition` may run more than once (when another writer changes the entry between
+    /// the test and the removal, the test is made again on the new value).
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// map.insert(1, 10);
+    /// assert!(map.remove_if(&1, |v| *v > 10).is_none());
+    /// assert_eq!(*map.remove_if(&1, |v| *v == 10).unwrap(), 10);
+    /// ```
+    pub fn remove_if<Q>(
+        &self,
+        key: &Q,
+        mut condition: impl FnMut(&V) -> bool,
+    ) -> Option<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.inner.hash(key);
+        let decide = |v: Option<&V>| match v {
+            Some(v) if condition(v) => Action::Remove,
+            _ => Action::Keep,
+        };
+        let written = self
+            .inner
+            .write(hash, Prepared::Borrowed(key), false, decide);
+        if written.changed {
+            written.old
+        } else {
+            None
+        }
+    }
+
+    /// Replaces the value of `key` with `new` only if it equals `current`.
+    ///
+    /// `Ok` holds the new entry; `Err` holds the entry present (whose value differs), or
+    /// `None` when `key` is absent. The key is taken by value so that the new entry needs no
+    /// clone of it; on `Err` it is dropped, with `new`.
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// map.insert("k", 1);
+    /// assert_eq!(*map.compare_exchange("k", &1, 2).unwrap(), 2);
+    /// assert_eq!(*map.compare_exchange("k", &1, 3).unwrap_err().unwrap(), 2);
+    /// assert!(map.compare_exchange("x", &1, 3).unwrap_err().is_none());
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn compare_exchange(
+        &self,
+        key: K,
+        current: &V,
+        new: V,
+    ) -> Result<Ref<'_, K, V>, Option<Ref<'_, K, V>>>
+    where
+        V: PartialEq,
+    {
+        let prepared = self.leaf(key, new);
+        let hash = hash_of(&prepared);
+        let decide = |v: Option<&V>| match v {
+            Some(v) if v == current => Action::Put(None),
+            _ => Action::Keep,
+        };
+        let written = self.inner.write(hash, prepared, true, decide);
+        match written.new {
+            Some(new) if written.changed => Ok(new),
+            _ => Err(written.old),
+        }
+    }
+
+    /// Lock-free read-modify-write of `key`: `f` gets the present value (or `None`) and
+    /// returns the value to store, or `None` to remove the entry (or leave it absent).
+    /// Returns the entry stored, if any.
+    ///
+    /// `f` may run more than once: when another writer changes the entry between the read and
+    /// the write, `f` runs again on the new value, and only its last result is stored. Keep it
+    /// free of side effects that must happen once.
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// let add = |v: Option<&u32>| Some(v.copied().unwrap_or(0) + 1);
+    /// map.update("hits", add);
+    /// assert_eq!(*map.update("hits", add).unwrap(), 2);
+    /// assert!(map.update("hits", |_| None).is_none());
+    /// assert!(!map.contains_key("hits"));
+    /// ```
+    pub fn update(
+        &self,
+        key: K,
+        mut f: impl FnMut(Option<&V>) -> Option<V>,
+    ) -> Option<Ref<'_, K, V>> {
+        let hash = self.inner.hash(&key);
+        let decide = |v: Option<&V>| {
+            let present = v.is_some();
+            match f(v) {
+                Some(new) => Action::Put(Some(new)),
+                None if present => Action::Remove,
+                None => Action::Keep,
+            }
+        };
+        self.inner.write(hash, Prepared::Key(key), true, decide).new
+    }
+
+    /// Removes every entry present when the call starts (one by one: not atomic as a whole,
+    /// and entries inserted concurrently may remain). Frees the removed nodes as soon as no
+    /// reader protects them.
+    pub fn clear(&self) {
+        for entry in self.iter() {
+            self.remove(entry.key());
+        }
+    }
+}
+
+fn hash_of<K, V>(prepared: &Prepared<'_, K, V, K>) -> u64 {
+    match prepared {
+        Prepared::Leaf(l) => l.get().hash,
+        _ => unreachable!("hash_of is used on fresh leaves"),
+    }
+}
+
+impl<K, V, S> Clone for Hamt<K, V, S> {
+    /// Another handle on the same map (not a copy: writes through either show in both).
+    fn clone(&self) -> Self {
+        Hamt {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> Default for Hamt<K, V, RandomState> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for Hamt<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for r in self.iter() {
+            m.entry(r.key(), r.value());
+        }
+        m.finish()
+    }
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> Extend<(K, V)> for Hamt<K, V, S> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k, v);
+        }
+    }
+}
+
+impl<K: Hash + Eq, V> FromIterator<(K, V)> for Hamt<K, V, RandomState> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut map = Hamt::new();
+        map.extend(iter);
+        map
+    }
+}
