@@ -164,13 +164,12 @@ struct Cursor<'d> {
 impl<'d> Cursor<'d> {
     #[inline]
     fn new(domain: &'d Domain) -> Self {
-        let [inode, main, parent_inode, parent_main, child] = HazardPointer::array(domain);
         Cursor {
-            inode,
-            main,
-            parent_inode,
-            parent_main,
-            child,
+            inode: HazardPointer::new(domain),
+            main: HazardPointer::new(domain),
+            parent_inode: HazardPointer::new(domain),
+            parent_main: HazardPointer::new(domain),
+            child: HazardPointer::new(domain),
         }
     }
 

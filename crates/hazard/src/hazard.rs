@@ -9,13 +9,8 @@ use std::marker::PhantomData;
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-/// Where a guard's record lives.
-enum Record {
-    /// Slot `index` of the owning thread's block.
-    Local(&'static AtomicPtr<()>, usize),
-    /// A record from the shared overflow list.
-    Overflow(&'static Overflow),
-}
+/// `HazardPointer::index` of a record from the overflow list.
+const OVERFLOW: u32 = u32::MAX;
 
 /// A hazard pointer: while it protects a pointer, no [`Domain`] frees the object behind it.
 ///
@@ -42,7 +37,11 @@ enum Record {
 /// std::thread::scope(|s| { s.spawn(move || drop(guard)); }); // error: not `Send`
 /// ```
 pub struct HazardPointer<'domain> {
-    record: Record,
+    /// The record's hazard: a slot of this thread's block, or an overflow record's `hazard`.
+    /// (Two words in all: guards are moved around on traversal paths.)
+    slot: &'static AtomicPtr<()>,
+    /// The slot's index in this thread's block, or [`OVERFLOW`].
+    index: u32,
     asymmetric: bool,
     _domain: PhantomData<&'domain Domain>,
     /// Not `Send`: a thread-block slot must be returned to its own thread's free mask.
@@ -53,15 +52,13 @@ impl<'domain> HazardPointer<'domain> {
     /// A guard protecting nothing, for objects retired into `domain`.
     #[inline]
     pub fn new(domain: &'domain Domain) -> Self {
-        let record = with_local(|local| {
-            local
-                .take_slot()
-                .map(|i| Record::Local(&local.block.slots[i], i))
-        })
-        .flatten()
-        .unwrap_or_else(|| Record::Overflow(registry().acquire_overflow()));
+        let (slot, index) =
+            with_local(|local| local.take_slot().map(|i| (&local.block.slots[i], i as u32)))
+                .flatten()
+                .unwrap_or_else(|| (&registry().acquire_overflow().hazard, OVERFLOW));
         HazardPointer {
-            record,
+            slot,
+            index,
             asymmetric: domain.asymmetric(),
             _domain: PhantomData,
             _not_send: PhantomData,
@@ -73,31 +70,26 @@ impl<'domain> HazardPointer<'domain> {
     #[inline]
     pub fn array<const N: usize>(domain: &'domain Domain) -> [Self; N] {
         let asymmetric = domain.asymmetric();
-        let make = |record| HazardPointer {
-            record,
+        let make = |slot, index| HazardPointer {
+            slot,
+            index,
             asymmetric,
             _domain: PhantomData,
             _not_send: PhantomData,
         };
+        let overflow = || make(&registry().acquire_overflow().hazard, OVERFLOW);
         with_local(|local| {
-            std::array::from_fn(|_| {
-                make(match local.take_slot() {
-                    Some(i) => Record::Local(&local.block.slots[i], i),
-                    None => Record::Overflow(registry().acquire_overflow()),
-                })
+            std::array::from_fn(|_| match local.take_slot() {
+                Some(i) => make(&local.block.slots[i], i as u32),
+                None => overflow(),
             })
         })
-        .unwrap_or_else(|| {
-            std::array::from_fn(|_| make(Record::Overflow(registry().acquire_overflow())))
-        })
+        .unwrap_or_else(|| std::array::from_fn(|_| overflow()))
     }
 
     #[inline(always)]
     fn slot(&self) -> &'static AtomicPtr<()> {
-        match self.record {
-            Record::Local(slot, _) => slot,
-            Record::Overflow(rec) => &rec.hazard,
-        }
+        self.slot
     }
 
     /// Loads `src` and protects the pointer it holds, retrying until the protection is
@@ -176,15 +168,17 @@ impl<'domain> HazardPointer<'domain> {
 impl Drop for HazardPointer<'_> {
     #[inline]
     fn drop(&mut self) {
-        match self.record {
-            Record::Local(slot, i) => {
-                // Release: as in `reset`.
-                slot.store(ptr::null_mut(), Release);
-                // If this thread's locals are already gone, the block stays owned (see
-                // `Local::drop`) and the slot is simply not reused.
-                let _ = with_local(|local| local.give_slot(i));
-            }
-            Record::Overflow(rec) => registry().release_overflow(rec),
+        if self.index == OVERFLOW {
+            // Safety: `Overflow` is `repr(C)` with `hazard` first, and overflow records are
+            // never freed, so the slot's address is the record's.
+            let rec = unsafe { &*(self.slot as *const AtomicPtr<()>).cast::<Overflow>() };
+            registry().release_overflow(rec);
+        } else {
+            // Release: as in `reset`.
+            self.slot.store(ptr::null_mut(), Release);
+            // If this thread's locals are already gone, the block stays owned (see
+            // `Local::drop`) and the slot is simply not reused.
+            let _ = with_local(|local| local.give_slot(self.index as usize));
         }
     }
 }

@@ -31,7 +31,9 @@ pub(crate) struct Block {
     next: AtomicPtr<Block>,
 }
 
-/// A single hazard record taken from the overflow list.
+/// A single hazard record taken from the overflow list. (`repr(C)` with the hazard first, so
+/// that a guard can keep just a pointer to the hazard and recover the record from it.)
+#[repr(C)]
 pub(crate) struct Overflow {
     pub(crate) hazard: AtomicPtr<()>,
     in_use: AtomicBool,

@@ -1,0 +1,848 @@
+//! Memory accounting with a counting global allocator: nothing leaks, removal returns
+//! memory, deep and huge maps drop without recursion, and panicking user code (`Hash`,
+//! `Eq`, `Drop`, closures) neither corrupts the map nor leaks it.
+//!
+//! - (a) Once every clone of a map is dropped and every thread has exited, every byte
+//!   allocated since the measurement started is freed.
+//! - (b) Removing every key (then `reclaim()`) brings the map back to the bytes of an empty
+//!   map.
+//! - (c) The same with four threads doing mixed operations at once, and with `clear()`.
+//! - (d) Dropping a map of 1,000,000 entries, a deep trie (low-bits-only hasher) and a long
+//!   collision list (constant hasher) on a 256 KiB stack does not overflow it, and frees
+//!   everything.
+//! - (e) A key whose `Hash` or `Eq` panics, a value whose `Drop` panics, and closures that
+//!   panic (in `update`, `remove_if`, `compare_exchange`'s `PartialEq`): after catching each
+//!   panic the map holds what it should, and dropping it frees everything.
+//!
+//! # How the counting works
+//!
+//! The allocator counts only allocations made by *tracked* threads: the test's own thread
+//! and the threads it spawns. The test harness's threads run beside the tests (spawning the
+//! next test, printing results) and would otherwise add noise to the counts. Each block
+//! carries a small header that records whether it was counted, so a counted block is
+//! uncounted when freed, whichever thread frees it.
+//!
+//! Hazard records are a process-wide pool that is never freed (one block per thread alive at
+//! once). Each test therefore first warms the pool with as many threads as it will run at
+//! once, then takes its baseline. Tests are serialised by a static mutex.
+#![cfg(not(loom))]
+
+mod common;
+
+use common::{join_all, Masked};
+use concurrent_hamt::Hamt;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::*};
+use std::sync::{Barrier, Mutex, MutexGuard, Once};
+use std::thread;
+
+// ---------------------------------------------------------------------------------------
+// The counting allocator
+
+/// Wraps `System`, counting the live bytes and blocks allocated by tracked threads.
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    /// Whether this thread's allocations are counted. Const-initialised and without `Drop`,
+    /// so reading it never allocates and works during thread exit.
+    static TRACKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Bytes before each block: at least 16, and the block's alignment, so that the block
+/// stays aligned. The word just before the block says whether it was counted.
+fn header(align: usize) -> usize {
+    align.max(16)
+}
+
+/// The layout actually requested from `System` for a block of `layout`.
+fn outer(layout: Layout) -> Option<Layout> {
+    let size = layout.size().checked_add(header(layout.align()))?;
+    Layout::from_size_align(size, header(layout.align())).ok()
+}
+
+fn count(counted: bool, bytes: isize, blocks: isize) {
+    if counted {
+        // Relaxed: the tests read the counters at rest, after joining every thread.
+        LIVE_BYTES.fetch_add(bytes, Relaxed);
+        LIVE_BLOCKS.fetch_add(blocks, Relaxed);
+    }
+}
+
+impl Counting {
+    /// Writes the header of a block just obtained from `System` and returns the user part.
+    ///
+    /// # Safety
+    /// `base` is null or a block of `outer(layout)`.
+    unsafe fn finish(base: *mut u8, layout: Layout) -> *mut u8 {
+        if base.is_null() {
+            return base;
+        }
+        let counted = TRACKED.with(Cell::get);
+        // Safety: the block is `header + size` bytes, so `base + header` is in it (or one
+        // past its end when size is 0); `header - 8 >= 8` bytes precede the user part, and
+        // the user part is aligned to at least 16, so the flag word is aligned.
+        let user = unsafe { base.add(header(layout.align())) };
+        // Safety: as above.
+        unsafe { user.cast::<usize>().sub(1).write(usize::from(counted)) };
+        count(counted, layout.size() as isize, 1);
+        user
+    }
+
+    /// Whether the block at `user` was counted.
+    ///
+    /// # Safety
+    /// `user` was returned by this allocator and not freed.
+    unsafe fn counted(user: *mut u8) -> bool {
+        // Safety: `finish` wrote the flag word just before the user part.
+        unsafe { user.cast::<usize>().sub(1).read() != 0 }
+    }
+}
+
+// Safety: every block comes from `System` with a layout at least as large and as aligned as
+// the caller's (`outer`), and is returned to it with the same `outer` layout; the user part
+// starts `header` bytes in, which keeps the requested alignment.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(outer) = outer(layout) else {
+            return std::ptr::null_mut();
+        };
+        // Safety: `outer` has a non-zero size (the header).
+        unsafe { Self::finish(System.alloc(outer), layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let Some(outer) = outer(layout) else {
+            return std::ptr::null_mut();
+        };
+        // Safety: as in `alloc`; the header is overwritten, the user part stays zeroed.
+        unsafe { Self::finish(System.alloc_zeroed(outer), layout) }
+    }
+
+    unsafe fn dealloc(&self, user: *mut u8, layout: Layout) {
+        // Safety: the caller gives a live block of ours with its layout.
+        let counted = unsafe { Self::counted(user) };
+        count(counted, -(layout.size() as isize), -1);
+        let outer = outer(layout).expect("valid when allocated");
+        // Safety: `user - header` is the block `System` gave for `outer`.
+        unsafe { System.dealloc(user.sub(header(layout.align())), outer) }
+    }
+
+    unsafe fn realloc(&self, user: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let h = header(layout.align());
+        let outer = outer(layout).expect("valid when allocated");
+        let Some(new_outer) = new_size.checked_add(h) else {
+            return std::ptr::null_mut();
+        };
+        // Safety: a live block of ours with its layout (caller's contract).
+        let counted = unsafe { Self::counted(user) };
+        // Safety: the block `System` gave for `outer`; `realloc` keeps its first bytes,
+        // header included, and the alignment.
+        let base = unsafe { System.realloc(user.sub(h), outer, new_outer) };
+        if base.is_null() {
+            return base;
+        }
+        count(counted, new_size as isize - layout.size() as isize, 0);
+        // Safety: the new block is `h + new_size` bytes.
+        unsafe { base.add(h) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live (bytes, blocks) allocated by tracked threads.
+fn live() -> (isize, isize) {
+    (LIVE_BYTES.load(Relaxed), LIVE_BLOCKS.load(Relaxed))
+}
+
+fn track_this_thread(on: bool) {
+    TRACKED.with(|t| t.set(on));
+}
+
+/// Spawns a tracked scoped thread.
+fn spawn<'scope, T: Send + 'scope>(
+    s: &'scope thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> thread::ScopedJoinHandle<'scope, T> {
+    s.spawn(move || {
+        track_this_thread(true);
+        f()
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Marks the panics the tests cause on purpose; the panic hook keeps them quiet (printing
+/// them would also allocate into the harness's capture buffer).
+const BOOM: &str = "intentional panic from user code";
+
+/// A measurement: holds the serialising lock, tracks this thread, and remembers the
+/// baseline taken after warming the hazard-record pool.
+struct Measure {
+    base: (isize, isize),
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Measure {
+    /// Warms the process-wide pools for `threads` threads alive at once besides this one,
+    /// then takes the baseline.
+    fn start(threads: usize) -> Measure {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let ours = info.payload().downcast_ref::<&str>() == Some(&BOOM)
+                    || info
+                        .payload()
+                        .downcast_ref::<String>()
+                        .is_some_and(|s| s == BOOM);
+                if !ours {
+                    default(info);
+                }
+            }));
+        });
+        track_this_thread(true);
+        {
+            let map: Hamt<u64, u64> = Hamt::new();
+            map.insert(0, 0);
+            drop(map.get(&0));
+            let barrier = Barrier::new(threads);
+            thread::scope(|s| {
+                let handles = (0..threads)
+                    .map(|t| {
+                        let (map, barrier) = (&map, &barrier);
+                        spawn(s, move || {
+                            map.insert(t as u64, 1);
+                            let held = map.get(&(t as u64));
+                            barrier.wait(); // all alive at once, each holding a hazard
+                            drop(held);
+                        })
+                    })
+                    .collect();
+                join_all(handles);
+            });
+            // Warm the panic machinery too.
+            let _ = catch_unwind(|| std::panic::panic_any(BOOM));
+        }
+        Measure {
+            base: live(),
+            _serial: serial,
+        }
+    }
+
+    /// Live (bytes, blocks) above the baseline.
+    fn above(&self) -> (isize, isize) {
+        let (b, n) = live();
+        (b - self.base.0, n - self.base.1)
+    }
+
+    /// `what` is formatted only on failure: a message built beforehand would itself be a
+    /// live allocation.
+    fn assert_all_freed(&self, what: impl std::fmt::Display) {
+        assert_eq!(
+            self.above(),
+            (0, 0),
+            "{what}: (bytes, blocks) still allocated since the baseline"
+        );
+    }
+}
+
+impl Drop for Measure {
+    fn drop(&mut self) {
+        track_this_thread(false);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) and (b): sequential
+
+#[test]
+fn dropping_every_clone_frees_everything() {
+    let m = Measure::start(4);
+    let map: Hamt<u64, String> = Hamt::new();
+    let clones: Vec<_> = (0..3).map(|_| map.clone()).collect();
+    thread::scope(|s| {
+        let handles = clones
+            .iter()
+            .enumerate()
+            .map(|(t, clone)| {
+                spawn(s, move || {
+                    for i in 0..20_000u64 {
+                        let k = i * 4 + t as u64;
+                        clone.insert(k, format!("value {k}"));
+                        if i % 3 == 0 {
+                            drop(clone.remove(&k));
+                        }
+                        if i % 5 == 0 {
+                            drop(clone.insert(k, format!("replaced {k}")));
+                        }
+                    }
+                })
+            })
+            .collect();
+        join_all(handles);
+    });
+    assert!(m.above().0 > 0, "the map holds memory");
+    // Garbage is pending and entries are live; the last handle's drop frees all of it.
+    drop(map);
+    assert!(m.above().0 > 0, "the clones keep the map alive");
+    assert!(clones[0].len() > 0);
+    drop(clones);
+    m.assert_all_freed("after dropping every handle");
+}
+
+#[test]
+fn removing_every_key_returns_to_an_empty_map() {
+    let m = Measure::start(1);
+    let map: Hamt<u64, Vec<u8>> = Hamt::new();
+    let fresh = m.above();
+    // The first write allocates this thread's retired list in the map's reclamation domain
+    // (per map, per thread: not per entry). Measure an empty map after one insert/remove.
+    map.insert(u64::MAX, vec![1]);
+    drop(map.remove(&u64::MAX));
+    map.reclaim();
+    let empty = m.above();
+    assert!(
+        empty.0 - fresh.0 <= 4096,
+        "the per-thread overhead of a used empty map is small: fresh {fresh:?}, used {empty:?}"
+    );
+    for round in 0..3 {
+        for k in 0..100_000 {
+            map.insert(k, vec![0; (k % 7) as usize]);
+        }
+        assert!(m.above().0 > empty.0 + 100_000 * 8);
+        for k in 0..100_000 {
+            assert!(map.remove(&k).is_some());
+        }
+        assert!(map.is_empty());
+        map.reclaim();
+        assert_eq!(map.stats().pending, 0);
+        assert_eq!(
+            m.above(),
+            empty,
+            "round {round}: after removing every key, (bytes, blocks) differ from an empty map"
+        );
+    }
+    drop(map);
+    m.assert_all_freed("after dropping the map");
+}
+
+// ---------------------------------------------------------------------------------------
+// (c): concurrent
+
+const WORKERS: usize = 4;
+
+/// Four threads do mixed operations; after each phase the main thread empties the map
+/// (by removing every key, or with `clear`) and checks the bytes against the empty map's.
+/// The workers stay alive throughout (parked on a barrier), so that the per-thread retired
+/// lists allocated in the first phase are the same ones later.
+fn concurrent_phases(use_clear: bool) {
+    let m = Measure::start(WORKERS);
+    let map: Hamt<u64, Box<[u64; 4]>> = Hamt::new();
+    let barrier = Barrier::new(WORKERS + 1);
+    const PHASES: usize = 3;
+    let results: Vec<(isize, isize)> = thread::scope(|s| {
+        let handles: Vec<_> = (0..WORKERS)
+            .map(|t| {
+                let (map, barrier) = (&map, &barrier);
+                spawn(s, move || {
+                    let mut rng = common::Rng::new(31 + t as u64);
+                    // Warm-up: one insert and removal each, so that this thread's retired
+                    // list exists before the empty map is measured.
+                    map.insert(1_000_000 + t as u64, Box::new([0; 4]));
+                    drop(map.remove(&(1_000_000 + t as u64)));
+                    barrier.wait();
+                    for _ in 0..PHASES {
+                        barrier.wait(); // start of a phase
+                        for i in 0..15_000 {
+                            let k = rng.below(4_000);
+                            match rng.below(6) {
+                                0 | 1 => drop(map.insert(k, Box::new([k; 4]))),
+                                2 => drop(map.remove(&k)),
+                                3 => drop(map.update(k, |v| v.map(|v| Box::new([v[0] + 1; 4])))),
+                                4 => drop(map.remove_if(&k, |v| v[0] % 2 == 0)),
+                                _ => {
+                                    if let Some(e) = map.get(&k) {
+                                        assert!(e.iter().all(|&x| x == e[0]));
+                                    }
+                                    if i % 1_000 == 0 {
+                                        assert!(map.iter().count() <= 4_000);
+                                    }
+                                }
+                            }
+                        }
+                        barrier.wait(); // end of the phase
+                        barrier.wait(); // the main thread has measured
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        map.reclaim();
+        let empty = m.above();
+        let mut results = vec![empty];
+        for _ in 0..PHASES {
+            barrier.wait();
+            barrier.wait();
+            assert!(!map.is_empty());
+            if use_clear {
+                map.clear();
+            } else {
+                let keys: Vec<u64> = map.iter().map(|e| *e.key()).collect();
+                for k in keys {
+                    assert!(map.remove(&k).is_some());
+                }
+            }
+            assert!(map.is_empty());
+            assert_eq!(map.iter().count(), 0);
+            map.reclaim();
+            assert_eq!(map.stats().pending, 0);
+            results.push(m.above());
+            barrier.wait();
+        }
+        join_all(handles);
+        results
+    });
+    let how = if use_clear {
+        "clear"
+    } else {
+        "removing every key"
+    };
+    for (phase, after) in results[1..].iter().enumerate() {
+        assert_eq!(
+            *after, results[0],
+            "phase {phase}: after {how}, (bytes, blocks) differ from the empty map's"
+        );
+    }
+    drop(map);
+    m.assert_all_freed(how);
+}
+
+#[test]
+fn concurrent_mixed_operations_then_remove_all() {
+    concurrent_phases(false);
+}
+
+#[test]
+fn concurrent_mixed_operations_then_clear() {
+    concurrent_phases(true);
+}
+
+// ---------------------------------------------------------------------------------------
+// (d): huge and deep maps
+
+/// Builds and drops maps on a thread with a 256 KiB stack.
+#[test]
+fn dropping_huge_and_deep_maps_does_not_recurse() {
+    let m = Measure::start(1);
+    thread::scope(|s| {
+        let handle = thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn_scoped(s, || {
+                track_this_thread(true);
+                let map: Hamt<u64, u64> = Hamt::new();
+                for k in 0..1_000_000 {
+                    map.insert(k, k);
+                }
+                assert_eq!(map.len(), 1_000_000);
+                drop(map);
+
+                // Every pair of keys with equal low bytes goes down all 13 levels.
+                let deep = Hamt::with_hasher(Masked::LOW_BITS);
+                for k in 0..50_000u64 {
+                    deep.insert(k, k);
+                }
+                assert_eq!(deep.len(), 50_000);
+                // Clearing retires everything at once: the cascade must be iterative too.
+                let deep2 = deep.clone();
+                deep.clear();
+                deep.reclaim();
+                for k in 0..50_000u64 {
+                    deep.insert(k, k);
+                }
+                drop(deep);
+                drop(deep2);
+
+                // One collision list of 10,000 entries.
+                let list = Hamt::with_hasher(Masked::CONSTANT);
+                for k in 0..10_000u64 {
+                    list.insert(k, k);
+                }
+                assert_eq!(list.get(&1234).map(|e| *e), Some(1234));
+                drop(list);
+            })
+            .unwrap();
+        join_all(vec![handle]);
+    });
+    m.assert_all_freed("after dropping the huge and deep maps");
+}
+
+// ---------------------------------------------------------------------------------------
+// (e): user code that panics
+
+/// A key whose `Hash` panics when `hash_bomb` is set, and whose `Eq` panics when compared
+/// with a key whose `eq_bomb` is set. Heap-allocated so that leaks show.
+#[derive(Debug)]
+struct Key {
+    id: Box<u64>,
+    hash_bomb: bool,
+    eq_bomb: bool,
+}
+
+impl Key {
+    fn new(id: u64) -> Self {
+        Key {
+            id: Box::new(id),
+            hash_bomb: false,
+            eq_bomb: false,
+        }
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if self.hash_bomb || HASH_COUNTDOWN.with(|c| c.replace(c.get().saturating_sub(1)) == 1) {
+            std::panic::panic_any(BOOM);
+        }
+        self.id.hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        if self.eq_bomb || other.eq_bomb {
+            std::panic::panic_any(BOOM);
+        }
+        self.id == other.id
+    }
+}
+
+impl Eq for Key {}
+
+thread_local! {
+    /// When set to n > 0, the n-th `Key::hash` call from now on this thread panics.
+    static HASH_COUNTDOWN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A value whose `Drop` panics when `bomb` is set (and which frees its heap part first).
+#[derive(Debug)]
+struct Value {
+    id: Box<u64>,
+    bomb: bool,
+}
+
+impl Value {
+    fn new(id: u64) -> Self {
+        Value {
+            id: Box::new(id),
+            bomb: false,
+        }
+    }
+
+    /// A value whose `Drop` panics.
+    fn bomb(id: u64) -> Self {
+        Value {
+            id: Box::new(id),
+            bomb: true,
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        if self.bomb || other.bomb {
+            std::panic::panic_any(BOOM);
+        }
+        self.id == other.id
+    }
+}
+
+static VALUE_BOMBS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        if self.bomb {
+            VALUE_BOMBS_DROPPED.fetch_add(1, Relaxed);
+            if !thread::panicking() {
+                std::panic::panic_any(BOOM);
+            }
+        }
+    }
+}
+
+/// Runs `f`, which must panic with [`BOOM`].
+fn expect_boom<R>(what: &str, f: impl FnOnce() -> R) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(_) => panic!("{what}: expected a panic"),
+        Err(payload) => assert!(
+            payload.downcast_ref::<&str>() == Some(&BOOM),
+            "{what}: panicked with something else"
+        ),
+    }
+}
+
+/// Checks that the map holds exactly `expected` (ids of keys and values equal).
+fn check_map<S: BuildHasher>(map: &Hamt<Key, Value, S>, expected: &[u64], what: &str) {
+    assert_eq!(map.len(), expected.len(), "{what}: len");
+    let mut ids: Vec<u64> = map
+        .iter()
+        .map(|e| {
+            assert_eq!(*e.key().id, *e.id, "{what}: entry mixed up");
+            *e.id
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, expected, "{what}: contents");
+    for &id in expected {
+        assert_eq!(
+            map.get(&Key::new(id)).map(|e| *e.id),
+            Some(id),
+            "{what}: get {id}"
+        );
+    }
+}
+
+/// A map of keys and values `0..200`, with the ids it holds.
+fn filled<S: BuildHasher>(hasher: S) -> (Hamt<Key, Value, S>, Vec<u64>) {
+    let map = Hamt::with_hasher(hasher);
+    let expected: Vec<u64> = (0..200).collect();
+    for &id in &expected {
+        map.insert(Key::new(id), Value::new(id));
+    }
+    check_map(&map, &expected, "filled");
+    (map, expected)
+}
+
+/// Runs `case` with each hasher, measuring leaks around each run.
+fn with_hashers(case: fn(&dyn Fn() -> (Hamt<Key, Value, Masked>, Vec<u64>), &str)) {
+    for (name, hasher) in [
+        ("low 30 bits constant", Masked::TOP_LEVELS_COLLIDE),
+        ("constant", Masked::CONSTANT),
+        ("low 8 bits", Masked::LOW_BITS),
+    ] {
+        let m = Measure::start(1);
+        VALUE_BOMBS_DROPPED.store(0, Relaxed);
+        case(&|| filled(hasher), name);
+        m.assert_all_freed(format_args!("{name}: after dropping the map"));
+    }
+}
+
+#[test]
+fn panicking_hash_and_eq() {
+    with_hashers(|filled, name| {
+        let (map, mut expected) = filled();
+        // Hash panics: at the operation's first hash call.
+        let bomb = || Key {
+            hash_bomb: true,
+            ..Key::new(7)
+        };
+        expect_boom("insert", || map.insert(bomb(), Value::new(7)));
+        expect_boom("insert_if_absent", || {
+            map.insert_if_absent(bomb(), Value::new(7))
+        });
+        expect_boom("get", || map.get(&bomb()).is_some());
+        expect_boom("contains_key", || map.contains_key(&bomb()));
+        expect_boom("remove", || map.remove(&bomb()).is_some());
+        expect_boom("remove_if", || map.remove_if(&bomb(), |_| true).is_some());
+        expect_boom("update", || map.update(bomb(), |_| None).is_some());
+        expect_boom("compare_exchange", || {
+            map.compare_exchange(bomb(), &Value::new(7), Value::new(8))
+                .is_ok()
+        });
+        check_map(&map, &expected, &format!("{name}: after panicking hashes"));
+
+        // Hash panics at the n-th call from now, whichever call of the operation that is
+        // (the map may hash stored keys again, when it splits a leaf say).
+        for n in 1..6 {
+            for id in [5, 500 + n] {
+                HASH_COUNTDOWN.with(|c| c.set(n));
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    drop(map.insert(Key::new(id), Value::new(id)));
+                    map.get(&Key::new(id)).is_some()
+                }));
+                HASH_COUNTDOWN.with(|c| c.set(0));
+                // The insert either happened or not: look, then check everything else.
+                if id > 200 && (result.is_ok() || map.contains_key(&Key::new(id))) {
+                    expected.push(id);
+                }
+                check_map(
+                    &map,
+                    &expected,
+                    &format!("{name}: after hash bomb {n} on {id}"),
+                );
+            }
+        }
+
+        // Eq panics while comparing with a present key.
+        let eq_bomb = |id| Key {
+            eq_bomb: true,
+            ..Key::new(id)
+        };
+        expect_boom("get, Eq", || map.get(&eq_bomb(3)).is_some());
+        expect_boom("remove, Eq", || map.remove(&eq_bomb(3)).is_some());
+        expect_boom("insert, Eq", || map.insert(eq_bomb(3), Value::new(3)));
+        expect_boom("insert_if_absent, Eq", || {
+            map.insert_if_absent(eq_bomb(3), Value::new(3))
+        });
+        expect_boom("update, Eq", || map.update(eq_bomb(3), |_| None).is_some());
+        check_map(&map, &expected, &format!("{name}: after panicking Eq"));
+        drop(map);
+    });
+}
+
+#[test]
+fn panicking_closures() {
+    with_hashers(|filled, name| {
+        let (map, expected) = filled();
+        expect_boom("update closure", || {
+            map.update(Key::new(10), |_| -> Option<Value> {
+                std::panic::panic_any(BOOM)
+            })
+        });
+        expect_boom("update closure on an absent key", || {
+            map.update(Key::new(10_000), |_| -> Option<Value> {
+                std::panic::panic_any(BOOM)
+            })
+        });
+        expect_boom("remove_if closure", || {
+            map.remove_if(&Key::new(11), |_| std::panic::panic_any(BOOM))
+                .is_some()
+        });
+        let mut bomb_value = Value::bomb(12);
+        expect_boom("compare_exchange's PartialEq", || {
+            map.compare_exchange(Key::new(12), &bomb_value, Value::new(99))
+                .is_ok()
+        });
+        bomb_value.bomb = false;
+        drop(bomb_value);
+        check_map(
+            &map,
+            &expected,
+            &format!("{name}: after panicking closures"),
+        );
+        drop(map);
+    });
+}
+
+/// Replaced and removed values whose `Drop` panics: the drops run at reclamation, on
+/// whichever operation scans; the panics are caught wherever they surface.
+#[test]
+fn panicking_drops_of_replaced_and_removed_values() {
+    with_hashers(|filled, name| {
+        let (map, mut expected) = filled();
+        // Rejected by insert_if_absent: dropped (panicking) in the caller.
+        expect_boom("insert_if_absent's rejected value", || {
+            map.insert_if_absent(Key::new(20), Value::bomb(20))
+        });
+        for id in 30..40 {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                drop(map.insert(Key::new(id), Value::bomb(id)))
+            }));
+        }
+        for id in 30..35 {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                drop(map.insert(Key::new(id), Value::new(id)))
+            }));
+        }
+        for id in 35..40 {
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(map.remove(&Key::new(id)))));
+            expected.retain(|&e| e != id);
+        }
+        while catch_unwind(AssertUnwindSafe(|| map.reclaim())).is_err() {}
+        assert_eq!(map.stats().pending, 0, "{name}: garbage left after reclaim");
+        check_map(&map, &expected, &format!("{name}: after panicking drops"));
+        assert_eq!(
+            VALUE_BOMBS_DROPPED.load(Relaxed),
+            11,
+            "{name}: every panicking value is dropped exactly once"
+        );
+        drop(map);
+    });
+}
+
+/// `clear` of a map holding values whose `Drop` panics: as `HashMap::clear` and
+/// `Vec::clear` do, it leaves the map empty even when a drop panics.
+#[test]
+fn clear_with_panicking_drops() {
+    with_hashers(|filled, name| {
+        let (map, _) = filled();
+        for id in 50..55 {
+            drop(map.insert(Key::new(id), Value::bomb(id)));
+        }
+        let _ = catch_unwind(AssertUnwindSafe(|| map.clear()));
+        check_map(&map, &[], &format!("{name}: after a clear that panicked"));
+        while catch_unwind(AssertUnwindSafe(|| map.reclaim())).is_err() {}
+        assert_eq!(VALUE_BOMBS_DROPPED.load(Relaxed), 5, "{name}");
+        check_map(&map, &[], &format!("{name}: after clear and reclaim"));
+        drop(map);
+    });
+}
+
+/// Dropping a map that holds values whose `Drop` panics frees everything else.
+#[test]
+fn drop_with_panicking_drops() {
+    with_hashers(|filled, name| {
+        let (map, _) = filled();
+        for id in 60..65 {
+            drop(map.insert(Key::new(id), Value::bomb(id)));
+        }
+        let clone = map.clone();
+        drop(map); // not the last handle: nothing dropped yet
+        expect_boom("dropping the last handle", || drop(clone));
+        assert_eq!(VALUE_BOMBS_DROPPED.load(Relaxed), 5, "{name}");
+    });
+}
+
+/// The counting itself: spawning and joining tracked threads, and the harness's
+/// bookkeeping, leave the counts unchanged.
+#[test]
+fn allocator_counts_balance() {
+    let m = Measure::start(2);
+    let v = vec![1u8; 1000];
+    assert_eq!(m.above(), (1000, 1));
+    let mut v2 = Vec::with_capacity(10);
+    v2.extend_from_slice(&v);
+    drop(v);
+    assert_eq!(m.above(), (v2.capacity() as isize, 1));
+    drop(v2);
+    thread::scope(|s| {
+        let handles = (0..2).map(|_| spawn(s, || vec![0u64; 100].len())).collect();
+        join_all(handles);
+    });
+    m.assert_all_freed("after spawning and joining threads");
+}
+
+#[test]
+fn zz_debug() {
+    for (name, hasher) in [
+        ("low 30 bits constant", Masked::TOP_LEVELS_COLLIDE),
+        ("constant", Masked::CONSTANT),
+    ] {
+        let m = Measure::start(1);
+        eprintln!("DBG {name} start {:?}", m.above());
+        {
+            let map: Hamt<Key, Value, Masked> = Hamt::with_hasher(hasher);
+            eprintln!("DBG new {:?}", m.above());
+            map.insert(Key::new(1), Value::new(1));
+            eprintln!("DBG ins {:?}", m.above());
+            drop(map);
+        }
+        eprintln!("DBG dropped {:?}", m.above());
+        {
+            let map: Hamt<u64, u64, Masked> = Hamt::with_hasher(hasher);
+            map.insert(1, 1);
+            drop(map);
+        }
+        eprintln!("DBG dropped u64 {:?}", m.above());
+    }
+}
