@@ -7,7 +7,10 @@
 //! contraction. When a validation fails (a writer replaced a main node on the path), the
 //! iterator drops its path and seeks again from the root to the first entry after the last
 //! one it yielded. So no entry is yielded twice, and an entry present during the whole
-//! iteration is yielded once.
+//! iteration is yielded once. Keys of one collision list (equal hashes) are ordered by the
+//! list's sequence numbers, which survive every copy of the list. The iterator holds a
+//! bounded number of hazard records (two per level of its path, plus one per `Ref` the
+//! caller keeps), whatever the size of the map.
 
 use crate::node::{Branch, INode, Kind, Leaf, Main, BITS, MAX_LEVEL};
 use crate::Ref;
@@ -57,10 +60,9 @@ pub struct Iter<'a, K, V> {
     root: *mut INode,
     stack: Vec<Frame<'a>>,
     spare: Vec<HazardPointer<'a>>,
-    /// Order key of the last entry yielded.
-    last: Option<u64>,
-    /// Entries of a collision list not yet handed out (all share one hash).
-    batch: Vec<Ref<'a, K, V>>,
+    /// Position of the last entry yielded: its hash's order key, and its sequence number in
+    /// a collision list (0 for a leaf outside lists).
+    last: Option<(u64, u64)>,
     started: bool,
     _marker: PhantomData<&'a (K, V)>,
 }
@@ -73,7 +75,6 @@ impl<'a, K, V> Iter<'a, K, V> {
             stack: Vec::new(),
             spare: Vec::new(),
             last: None,
-            batch: Vec::new(),
             started: false,
             _marker: PhantomData,
         }
@@ -93,7 +94,7 @@ impl<'a, K, V> Iter<'a, K, V> {
         // Safety: protected and validated.
         let m = unsafe { &*main };
         let next = if tight && m.kind() == Kind::CNode {
-            m.index(1 << group(self.last.unwrap_or(0), level))
+            m.index(1 << group(self.last_order(), level))
         } else {
             0
         };
@@ -141,8 +142,13 @@ impl<'a, K, V> Iter<'a, K, V> {
         unsafe { (*inode).main.load(Acquire) == main }
     }
 
-    fn is_done(&self, o: u64) -> bool {
-        self.last.is_some_and(|l| o <= l)
+    fn last_order(&self) -> u64 {
+        self.last.map_or(0, |(o, _)| o)
+    }
+
+    /// Whether the entry at position `at` was yielded already (or skipped as before it).
+    fn is_done(&self, at: (u64, u64)) -> bool {
+        self.last.is_some_and(|l| at <= l)
     }
 }
 
@@ -150,9 +156,6 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
     type Item = Ref<'a, K, V>;
 
     fn next(&mut self) -> Option<Ref<'a, K, V>> {
-        if let Some(r) = self.batch.pop() {
-            return Some(r);
-        }
         if !self.started {
             self.started = true;
             self.restart();
@@ -182,42 +185,25 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
             }
             if !b.is_leaf() {
                 // A child INode: tight if it is on the last entry's path.
-                let s = group(self.last.unwrap_or(0), level);
+                let s = group(self.last_order(), level);
                 let child_tight = tight && main.bitmap() & (1 << s) != 0 && j == main.index(1 << s);
                 self.push(g, b.as_inode(), level + BITS, child_tight);
                 continue;
             }
             // Safety: protected and validated.
             let leaf = unsafe { &*b.as_leaf::<K, V>() };
-            let o = order(leaf.hash);
-            if self.is_done(o) {
+            let seq = if main.kind() == Kind::List {
+                main.seqs()[j]
+            } else {
+                0
+            };
+            let at = (order(leaf.hash), seq);
+            if self.is_done(at) {
                 self.spare.push(g);
                 continue;
             }
-            if main.kind() != Kind::List {
-                self.last = Some(o);
-                return Some(Ref::new(g, leaf));
-            }
-            // A collision list: hand out all of its entries (one hash, one order key).
-            let mut batch = vec![Ref::new(g, leaf as *const Leaf<K, V>)];
-            for &other in entries.iter().filter(|&&o| o != b) {
-                let mut g = self.guard();
-                g.publish(other.ptr());
-                if !self.valid() {
-                    self.spare.push(g);
-                    batch.clear();
-                    break;
-                }
-                batch.push(Ref::new(g, other.as_leaf::<K, V>()));
-            }
-            if batch.is_empty() {
-                self.restart();
-                continue;
-            }
-            self.stack.last_mut().expect("frame").next = entries.len();
-            self.last = Some(o);
-            self.batch = batch;
-            return self.batch.pop();
+            self.last = Some(at);
+            return Some(Ref::new(g, leaf as *const Leaf<K, V>));
         }
     }
 }

@@ -1,6 +1,121 @@
-//! A lock-free concurrent hash array mapped trie.
+//! A lock-free concurrent hash map: a hash array mapped trie (the Ctrie of Prokopec, Bronson,
+//! Bagwell and Odersky, 2012) whose memory is reclaimed with hazard pointers.
 //!
-//! (The crate guide is written in `guide.md` and included below once the API settles.)
+//! # Usage
+//!
+//! ```
+//! use concurrent_hamt::Hamt;
+//!
+//! let map: Hamt<u64, String> = Hamt::new();
+//! std::thread::scope(|s| {
+//!     for t in 0..4 {
+//!         let map = map.clone(); // a handle on the same map
+//!         s.spawn(move || {
+//!             for i in 0..1000 {
+//!                 map.insert(t * 1000 + i, format!("value {i}"));
+//!             }
+//!         });
+//!     }
+//! });
+//! assert_eq!(map.len(), 4000);
+//! let entry = map.get(&2001).unwrap(); // a `Ref`: no clone of the value
+//! assert_eq!(entry.as_str(), "value 1");
+//! assert_eq!(map.remove(&2001).unwrap().as_str(), "value 1");
+//! ```
+//!
+//! [`Hamt`] is a handle: cloning it shares the map, and the map is freed when the last handle
+//! is dropped. Reads return a [`Ref`], which keeps the entry alive (under a hazard pointer)
+//! while you hold it, even if another thread removes or replaces it meanwhile.
+//!
+//! # Operations
+//!
+//! | operation | returns |
+//! |---|---|
+//! | [`get`](Hamt::get), [`contains_key`](Hamt::contains_key) | the entry / whether present |
+//! | [`insert`](Hamt::insert) | the previous entry (insert or replace) |
+//! | [`insert_if_absent`](Hamt::insert_if_absent) | whether it inserted |
+//! | [`remove`](Hamt::remove), [`remove_if`](Hamt::remove_if) | the removed entry |
+//! | [`compare_exchange`](Hamt::compare_exchange) | `Ok(new entry)` or `Err(present entry)` |
+//! | [`update`](Hamt::update) | the entry stored (closure may run more than once) |
+//! | [`len`](Hamt::len), [`is_empty`](Hamt::is_empty) | O(1) count, exact at rest |
+//! | [`iter`](Hamt::iter), [`clear`](Hamt::clear) | a walk of the live map / removal of what it sees |
+//!
+//! Every write is one compare-and-swap of an indirection node's pointer, retried (after an
+//! adaptive back-off) when another thread wins; no operation ever takes a lock or waits for
+//! another thread.
+//!
+//! # Consistency
+//!
+//! - **Single-key operations are linearizable.** Each `get`, `insert`, `insert_if_absent`,
+//!   `remove`, `remove_if`, `compare_exchange` and `update` takes effect at one instant (its
+//!   successful CAS, or for a read or a no-op, the read of the node that decided it), between
+//!   its call and its return. A `get` that follows a completed `insert` sees it.
+//! - **`update` and `remove_if` closures** see the value current at some instant and may run
+//!   several times (once per lost race); only the last run's result is applied, atomically
+//!   with respect to that value.
+//! - **`len`** is a sum of per-thread counters, exact whenever no write is in flight and
+//!   otherwise off by at most the writes in flight. For an exact count under concurrent writes
+//!   you need a consistent view of the whole map, which this version does not offer yet
+//!   (snapshots are planned).
+//! - **`iter`** walks the live map without blocking anyone and yields each key at most once.
+//!   An entry present for the whole iteration is yielded exactly once; one inserted or removed
+//!   during it may or may not be; a value replaced during it is seen either before or after.
+//!   It is not a snapshot: two entries changed together by another thread may be seen one old,
+//!   one new. The order is the hash order (stable for a map that does not change).
+//! - **`clear`** removes, one by one, the entries its iteration sees; it is not atomic.
+//!
+//! # Memory
+//!
+//! Removed and replaced nodes are retired to the map's hazard-pointer domain and freed once no
+//! reader protects them: automatically, once a thread has retired a few hundred nodes, or at
+//! once with [`Hamt::reclaim`]. Retired-but-unfreed nodes stay bounded (see
+//! [`ReclaimStats`]); removal contracts the trie, so memory shrinks as keys go, down to the
+//! empty map's size. Dropping the last handle frees everything, iteratively (no recursion, so
+//! no stack overflow on large or deep tries).
+//!
+//! **On which thread `Drop` runs**: a key or value removed or replaced by a write is dropped by
+//! whichever thread's scan finds it unprotected (often a later writer on another thread, or
+//! the thread that calls `reclaim`); values still in the map when the last handle is dropped
+//! are dropped by that thread. This is why `Hamt` is `Send`/`Sync` only when `K` and `V` are
+//! `Send + Sync`.
+//!
+//! # Error policy
+//!
+//! As in the original: misuse that is deterministic panics (and is documented), outcomes that
+//! depend on timing are values (`compare_exchange` returns `Err` with the entry it found;
+//! `insert_if_absent` returns `false`). User code is not trusted: if a key's `Hash` or `Eq`,
+//! a closure, or a `Drop` panics, the panic propagates to the caller and the map stays
+//! consistent (no write is half-done: a write is one CAS, made after all user code of that
+//! attempt ran) and leaks nothing. A panicking `Drop` during reclamation is caught, the rest
+//! of the scan completes, and the panic then resumes on the scanning thread.
+//!
+//! # Hashing
+//!
+//! Keyed SipHash (`std`'s `RandomState`) by default, any [`BuildHasher`] through
+//! [`Hamt::with_hasher`]. The trie consumes 5 bits of the 64-bit hash per level (13 levels);
+//! keys whose whole hash is equal share a collision list below the last level. So a hasher
+//! that returns a constant still gives correct results, in linear time.
+//!
+//! # Mapping from the original (2014) API
+//!
+//! | original `HAMT` | here |
+//! |---|---|
+//! | `search(key) -> Option<V>` (a clone) | [`get`](Hamt::get) `-> Option<Ref>` (no clone) |
+//! | `insert(key, value)` (no overwrite) | [`insert_if_absent`](Hamt::insert_if_absent); [`insert`](Hamt::insert) overwrites |
+//! | `remove(key) -> bool` | [`remove`](Hamt::remove)`(&key).is_some()` |
+//! | `clone()` shares the structure | [`Clone`] shares the structure |
+//! | `hp::ProtectedPointer`, `Hp::replace` | the `hazard` crate: `HazardPointer`, `contention::compare_exchange` |
+//!
+//! # Performance notes
+//!
+//! A lookup walks about log32(n) levels, each an indirection node and a main node, plus the
+//! leaf: a few dependent memory accesses more than a flat hash table, and one hazard-pointer
+//! publication per node, which costs a store and a compiler barrier on Linux (the reclaimer
+//! pays with `membarrier`; elsewhere each protection is a full fence). Writes copy one branch
+//! node (at most 32 pointers) per update. In exchange: no resize pauses, memory that shrinks on
+//! removal, no locks. Figures against other maps are in the repository's `BENCHMARKS.md`.
+//!
+//! [`BuildHasher`]: std::hash::BuildHasher
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
@@ -11,6 +126,11 @@ mod node;
 mod raw;
 mod sync;
 
+/// Reclamation counters of a map, from [`Hamt::stats`]: nodes retired, reclaimed and pending,
+/// and the process-wide hazard records.
+///
+/// Bound: with `T` threads writing, `pending` stays below `T × (threshold + records)` plus
+/// what live [`Ref`]s and iterators pin.
 pub use hazard::Stats as ReclaimStats;
 pub use iter::Iter;
 pub use map::{Hamt, Ref};

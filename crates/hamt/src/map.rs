@@ -362,9 +362,21 @@ where
     /// Removes every entry present when the call starts (one by one: not atomic as a whole,
     /// and entries inserted concurrently may remain). Frees the removed nodes as soon as no
     /// reader protects them.
+    ///
+    /// If a `Drop` of a removed key or value panics (it may run during this call, when a scan
+    /// reclaims it), `clear` still removes everything else, then resumes the first panic.
     pub fn clear(&self) {
+        let mut panic = None;
         for entry in self.iter() {
-            self.remove(entry.key());
+            let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.remove(entry.key());
+            }));
+            if let Err(p) = removed {
+                panic.get_or_insert(p);
+            }
+        }
+        if let Some(p) = panic {
+            std::panic::resume_unwind(p);
         }
     }
 }

@@ -9,7 +9,8 @@
 //!   - *TNode*: a tomb (the original's `Deleted*` states): the INode holding it was left with
 //!     at most one leaf and must be folded into its parent; it holds that leaf (or nothing).
 //!     A tomb is never replaced: its INode is frozen until the parent drops it;
-//!   - *LNode*: a collision list, below the last level, for keys whose 64-bit hashes are equal.
+//!   - *LNode*: a collision list, below the last level, for keys whose 64-bit hashes are equal,
+//!     with a sequence number per entry that orders them for iteration.
 //! - [`Leaf`]: a key, its value and its hash, in an allocation of its own, shared by pointer
 //!   between successive copies of the main nodes above it (keys and values are never cloned).
 //!
@@ -130,9 +131,20 @@ pub(crate) struct Main {
 }
 
 impl Main {
-    fn layout(len: usize) -> Layout {
+    /// Words after the header: the branches, and for a list as many sequence numbers.
+    fn words(kind: Kind, len: usize) -> usize {
+        if kind == Kind::List {
+            2 * len
+        } else {
+            len
+        }
+    }
+
+    fn layout(kind: Kind, len: usize) -> Layout {
         Layout::new::<Main>()
-            .extend(Layout::array::<Branch>(len).expect("main node size overflows"))
+            .extend(
+                Layout::array::<Branch>(Self::words(kind, len)).expect("main node size overflows"),
+            )
             .expect("main node size overflows")
             .0
             .pad_to_align()
@@ -146,7 +158,7 @@ impl Main {
         entries: impl IntoIterator<Item = Branch>,
     ) -> *mut Main {
         assert!(len <= LEN_MASK as usize, "collision list too long");
-        let layout = Self::layout(len);
+        let layout = Self::layout(kind, len);
         // Safety: the layout has a non-zero size (the header).
         let p = unsafe { alloc::alloc(layout) }.cast::<Main>();
         if p.is_null() {
@@ -178,7 +190,7 @@ impl Main {
     /// 1. `p` came from [`Main::alloc`] and is freed once, when no thread can read it.
     pub(crate) unsafe fn free(p: *mut Main) {
         // Safety: 1. `p` is a live main node.
-        let layout = Self::layout(unsafe { (*p).len() });
+        let layout = unsafe { Self::layout((*p).kind(), (*p).len()) };
         // Safety: 1. allocated with this layout.
         unsafe { alloc::dealloc(p.cast(), layout) };
     }
@@ -222,8 +234,45 @@ impl Main {
         Self::alloc(Kind::Tomb, 0, 1, [leaf])
     }
 
-    pub(crate) fn list(entries: &[Branch]) -> *mut Main {
-        Self::alloc(Kind::List, 0, entries.len(), entries.iter().copied())
+    /// A collision list of `(leaf, sequence number)` pairs.
+    ///
+    /// Sequence numbers order a list's entries for iteration: they grow along the list, a
+    /// replaced entry keeps its number, an appended one takes the last plus one. So an
+    /// iterator that resumes in a newer version of the list can skip what it has yielded.
+    fn list(entries: &[(Branch, u64)]) -> *mut Main {
+        let len = entries.len();
+        let p = Self::alloc(Kind::List, 0, len, entries.iter().map(|&(b, _)| b));
+        // Safety: a fresh list of `len` entries has room for `len` sequence numbers after
+        // them; written once before publication.
+        unsafe {
+            let seqs = ptr::addr_of_mut!((*p).entries)
+                .cast::<Branch>()
+                .add(len)
+                .cast::<u64>();
+            for (i, &(_, seq)) in entries.iter().enumerate() {
+                seqs.add(i).write(seq);
+            }
+        }
+        p
+    }
+
+    /// A list's sequence numbers (see [`list`](Self::list)).
+    pub(crate) fn seqs(&self) -> &[u64] {
+        debug_assert_eq!(self.kind(), Kind::List);
+        // Safety: a list holds `len` sequence numbers after its `len` branches.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.entries.as_ptr().add(self.len()).cast::<u64>(),
+                self.len(),
+            )
+        }
+    }
+
+    fn list_pairs(&self) -> impl Iterator<Item = (Branch, u64)> + '_ {
+        self.entries()
+            .iter()
+            .copied()
+            .zip(self.seqs().iter().copied())
     }
 
     /// A copy of this CNode with `b` added at slot bit `bit` (absent here).
@@ -250,6 +299,14 @@ impl Main {
 
     /// A copy of this CNode (or list) with entry `i` replaced by `b`.
     pub(crate) fn updated(&self, i: usize, b: Branch) -> *mut Main {
+        if self.kind() == Kind::List {
+            let pairs: Vec<_> = self
+                .list_pairs()
+                .enumerate()
+                .map(|(j, (x, seq))| (if j == i { b } else { x }, seq))
+                .collect();
+            return Self::list(&pairs);
+        }
         let e = self.entries();
         let entries = e
             .iter()
@@ -278,24 +335,27 @@ impl Main {
         Self::alloc(Kind::CNode, self.bitmap & !bit, e.len() - 1, entries)
     }
 
-    /// A copy of this list without entry `i`; a list left with one leaf becomes a tomb.
+    /// A copy of this list without entry `i`. A list left empty becomes an empty tomb; a list
+    /// left with one leaf stays a list (so that its sequence numbers, which iteration relies
+    /// on, survive).
     pub(crate) fn list_removed(&self, i: usize) -> *mut Main {
-        let e = self.entries();
-        if e.len() == 2 {
-            return Self::tomb(e[1 - i]);
+        if self.len() == 1 {
+            return Self::tomb(Branch::NONE);
         }
-        let entries = e
-            .iter()
+        let rest: Vec<_> = self
+            .list_pairs()
             .enumerate()
             .filter(|&(j, _)| j != i)
-            .map(|(_, &b)| b);
-        Self::alloc(Kind::List, 0, e.len() - 1, entries)
+            .map(|(_, p)| p)
+            .collect();
+        Self::list(&rest)
     }
 
     /// A copy of this list with `b` appended.
     pub(crate) fn list_appended(&self, b: Branch) -> *mut Main {
-        let e = self.entries();
-        Self::alloc(Kind::List, 0, e.len() + 1, e.iter().copied().chain([b]))
+        let next = self.seqs().last().map_or(0, |s| s + 1);
+        let all: Vec<_> = self.list_pairs().chain([(b, next)]).collect();
+        Self::list(&all)
     }
 
     /// The main node of a new INode at `level` holding two leaves whose hashes differ at or
@@ -303,7 +363,8 @@ impl Main {
     /// where they part, or a collision list past the last level.
     pub(crate) fn dual(a: Branch, ha: u64, b: Branch, hb: u64, level: u32) -> *mut Main {
         if level >= MAX_LEVEL {
-            return Self::list(&[a, b]);
+            // `a` is the leaf already there: it keeps its place (number 0) in iteration order.
+            return Self::list(&[(a, 0), (b, 1)]);
         }
         let (sa, sb) = (slot(ha, level), slot(hb, level));
         if sa == sb {

@@ -381,6 +381,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 let mut stored: *const Leaf<K, V> = ptr::null();
                 let (m2, delta) = match action {
                     Action::Keep => {
+                        // Dropped before the result is built: if a `Drop` of the rejected key
+                        // or value panics, a result under construction would be leaked, with
+                        // its hazard pointers still published.
+                        drop(prepared);
                         return Written {
                             old: found.then(|| Ref::new(c.child, here.as_leaf())),
                             new: None,
@@ -453,9 +457,18 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 if delta != 0 {
                     self.count.add(delta);
                 }
+                // An unused prepared leaf (an `update` that ended in a removal) is dropped
+                // now, before the result exists (see the `Keep` case).
+                drop(prepared);
                 // Safety: `m2` is published; we read its kind only.
                 if unsafe { (*m2).kind() } == Kind::Tomb {
-                    self.cleanup(hash);
+                    // The cursor's guards are reused (the child's protects the old leaf, which
+                    // is returned: it moves out, a fresh guard takes its place), so that a
+                    // write never holds more than seven hazard records.
+                    let old_leaf_guard =
+                        mem::replace(&mut c.child, HazardPointer::new(&self.domain));
+                    self.cleanup(hash, &mut c);
+                    c.child = old_leaf_guard;
                 }
                 let old = found.then(|| Ref::new(c.child, here.as_leaf()));
                 let new = match new_guard {
@@ -527,8 +540,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
 
     /// After a write left a tomb on `hash`'s path: walks the path from the root and folds
     /// every tomb it meets, until none is left (folding one can entomb the parent in turn).
-    fn cleanup(&self, hash: u64) {
-        let mut c = Cursor::new(&self.domain);
+    fn cleanup(&self, hash: u64, c: &mut Cursor<'_>) {
         'restart: loop {
             let mut pos = Position {
                 inode: self.root,
