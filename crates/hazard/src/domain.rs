@@ -2,7 +2,7 @@
 
 use crate::fence;
 use crate::registry::{registry, with_local};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, LOOM};
+use crate::sync::{AtomicPtr, AtomicU64, LOOM};
 use crossbeam_utils::CachePadded;
 use std::any::Any;
 use std::fmt;
@@ -34,15 +34,29 @@ struct Retired {
 
 /// One thread index's retired list in one domain: a lock-free stack. Its owner pushes; any
 /// scanning thread may take the whole list.
+///
+/// Its length is `retired - reclaimed` (objects in the list or being scanned from it), so the
+/// owner's retire path does one atomic read-modify-write (the push) and plain loads and
+/// stores for the rest.
 #[derive(Default)]
 struct RetiredList {
     head: AtomicPtr<Retired>,
-    /// Objects in the list or being scanned from it.
-    len: AtomicUsize,
-    /// Objects ever retired here.
+    /// Objects ever retired here. Written only by the thread that owns this list's index
+    /// (ownership passes between threads through the registry's Release/Acquire hand-off),
+    /// except for the orphans' list, which every writer updates with an RMW.
     retired: AtomicU64,
-    /// Objects taken from here and reclaimed.
+    /// Objects taken from here and reclaimed (by any scanning thread).
     reclaimed: AtomicU64,
+}
+
+impl RetiredList {
+    /// Objects in the list or being scanned from it.
+    fn len(&self) -> u64 {
+        // Relaxed: a heuristic for the threshold; `reclaimed` is read second, so a concurrent
+        // scan can only make the result larger than the truth, never wrap.
+        let retired = self.retired.load(Relaxed);
+        retired.saturating_sub(self.reclaimed.load(Relaxed))
+    }
 }
 
 impl RetiredList {
@@ -221,19 +235,25 @@ impl Domain {
             reclaim,
             next: ptr::null_mut(),
         }));
-        let list = match with_local(|local| local.block.index) {
-            Some(index) => self.list(index),
-            None => &self.orphans,
-        };
         // Counted before the push, so that a scan that takes and frees the node at once never
-        // drives the counters below zero (reclaimed <= retired, len >= 0).
-        // Relaxed: a statistic.
-        list.retired.fetch_add(1, Relaxed);
-        // Relaxed: the threshold is a heuristic; scans synchronise through `head`.
-        let len = list.len.fetch_add(1, Relaxed) + 1;
+        // sees more reclaimed than retired.
+        let list = match with_local(|local| local.block.index) {
+            Some(index) => {
+                let list = self.list(index);
+                // Relaxed load and store, no RMW: only this thread writes its list's `retired`
+                // (see `RetiredList`); scans read it as a statistic and a heuristic.
+                list.retired.store(list.retired.load(Relaxed) + 1, Relaxed);
+                list
+            }
+            None => {
+                // Relaxed: a statistic; several threads may retire here at once.
+                self.orphans.retired.fetch_add(1, Relaxed);
+                &self.orphans
+            }
+        };
         // Safety: `node` was just allocated and is a chain of one.
         unsafe { list.push(node, node) };
-        if len >= self.threshold() {
+        if list.len() >= self.threshold() as u64 {
             self.scan();
         }
     }
@@ -331,7 +351,6 @@ impl Domain {
                 unsafe { list.push(kept_first, kept_last) };
             }
             // Relaxed: statistics and the threshold heuristic.
-            list.len.fetch_sub(freed as usize, Relaxed);
             list.reclaimed.fetch_add(freed, Relaxed);
             freed_total += freed as usize;
         }
@@ -415,7 +434,7 @@ impl Drop for Domain {
                     }
                     freed += 1;
                 }
-                list.len.fetch_sub(freed, Relaxed); // Relaxed: statistics.
+                // Relaxed: statistics.
                 list.reclaimed.fetch_add(freed as u64, Relaxed);
             }
         }
