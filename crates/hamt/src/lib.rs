@@ -57,9 +57,11 @@
 //!   otherwise off by at most the writes in flight. For an exact count under concurrent writes
 //!   you need a consistent view of the whole map, which this version does not offer yet
 //!   (snapshots are planned).
-//! - **`iter`** walks the live map without blocking anyone and yields each key at most once.
-//!   An entry present for the whole iteration is yielded exactly once; one inserted or removed
-//!   during it may or may not be; a value replaced during it is seen either before or after.
+//! - **`iter`** walks the live map without blocking anyone. An entry present for the whole
+//!   iteration is yielded exactly once; one inserted or removed during it may or may not be; a
+//!   value replaced during it is seen either before or after; no key is yielded twice (except
+//!   for a key with a fully colliding hash removed and re-inserted meanwhile: see
+//!   [`Hamt::iter`]).
 //!   It is not a snapshot: two entries changed together by another thread may be seen one old,
 //!   one new. The order is the hash order (stable for a map that does not change).
 //! - **`clear`** removes, one by one, the entries its iteration sees; it is not atomic.

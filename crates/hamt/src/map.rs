@@ -156,10 +156,14 @@ impl<K, V, S> Hamt<K, V, S> {
     /// # Consistency
     ///
     /// The iterator walks the live map (it is not a snapshot): it never blocks writers and
-    /// writers never block it. It yields each key at most once. An entry present during the
-    /// whole iteration is yielded exactly once, with its value at the moment the iterator
-    /// reached it. An entry inserted or removed during the iteration may or may not be
-    /// yielded. Without concurrent writes it yields exactly the map's entries.
+    /// writers never block it. An entry present during the whole iteration is yielded exactly
+    /// once, with its value at the moment the iterator reached it (a value replaced during the
+    /// iteration is seen old or new, not both). An entry inserted or removed during the
+    /// iteration may or may not be yielded. No entry is yielded twice, and a key is yielded at
+    /// most once, with one exception: keys whose whole 64-bit hashes collide (a degenerate
+    /// hasher) share a collision list, and a key of such a list that is removed and inserted
+    /// again during the iteration may be yielded once per insertion. Without concurrent
+    /// writes it yields exactly the map's entries.
     pub fn iter(&self) -> Iter<'_, K, V> {
         Iter::new(&self.inner.domain, self.inner.root)
     }

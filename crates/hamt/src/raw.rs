@@ -428,6 +428,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                         }
                     }
                 };
+                // Read before the CAS: once published, `m2` may be replaced and freed by
+                // another writer at any moment (we hold no hazard on it).
+                // Safety: `m2` is ours until the CAS.
+                let entombed = unsafe { (*m2).kind() } == Kind::Tomb;
                 // AcqRel: Release publishes `m2`, its new leaf and chain; Acquire (also on
                 // failure) makes the winner's main node readable for the retry.
                 // Safety: `pos.inode` is the root or protected.
@@ -448,6 +452,17 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                     }
                     continue 'inode;
                 }
+                // Armed at once, so that the unlinked nodes are retired even if user code run
+                // below (a `Drop` of the unused key, a scan during cleanup) panics; they
+                // retire when dropped, last.
+                // Safety: our CAS unlinked `pos.main` (and, if found, the old leaf, which the
+                // new main node no longer holds); each is retired once, by us.
+                let retire_main =
+                    unsafe { Retire::new(&self.domain, pos.main.cast(), reclaim_main) };
+                // Safety: as above.
+                let retire_leaf = found.then(|| unsafe {
+                    Retire::new(&self.domain, here.ptr(), reclaim_leaf::<K, V>)
+                });
                 if !stored.is_null() {
                     if let Prepared::Leaf(l) = mem::replace(&mut prepared, Prepared::Published) {
                         // The leaf is in the trie now: not ours to free.
@@ -460,8 +475,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 // An unused prepared leaf (an `update` that ended in a removal) is dropped
                 // now, before the result exists (see the `Keep` case).
                 drop(prepared);
-                // Safety: `m2` is published; we read its kind only.
-                if unsafe { (*m2).kind() } == Kind::Tomb {
+                if entombed {
                     // The cursor's guards are reused (the child's protects the old leaf, which
                     // is returned: it moves out, a fresh guard takes its place), so that a
                     // write never holds more than seven hazard records.
@@ -476,16 +490,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                     Some(g) if !stored.is_null() => Some(Ref::new(g, stored)),
                     _ => None,
                 };
-                // Retire last: a scan may run user `Drop`s, which may panic; by then the
-                // write is complete.
-                // Safety: our CAS unlinked `pos.main` (and, if found and not kept, the old
-                // leaf); each is retired once, by us.
-                unsafe {
-                    let _main = Retire::new(&self.domain, pos.main.cast(), reclaim_main);
-                    if found {
-                        self.domain.retire(here.ptr(), reclaim_leaf::<K, V>);
-                    }
-                }
+                // Retire last, before the result is built (a scan may run user `Drop`s, which
+                // may panic; see the `Keep` case). The old leaf stays protected by `old`.
+                drop(retire_leaf);
+                drop(retire_main);
                 return Written {
                     old,
                     new,

@@ -202,7 +202,7 @@ fn disjoint_partitions_sip_hash() {
             "SipHash",
             threads,
             4_096,
-            80_000 / threads,
+            400_000 / threads,
         );
     }
 }
@@ -211,7 +211,7 @@ fn disjoint_partitions_sip_hash() {
 fn disjoint_partitions_colliding_hashes() {
     // Threads' keys share nodes down six levels, share collision lists, or all share one.
     for threads in [2, 4, 8] {
-        let ops = 40_000 / threads;
+        let ops = 160_000 / threads;
         disjoint_partitions(
             Masked::TOP_LEVELS_COLLIDE,
             "low 30 bits constant",
@@ -442,7 +442,7 @@ fn shared_keys<S: BuildHasher + Send + Sync>(
 #[test]
 fn shared_keys_final_state_is_explained_by_logs() {
     for threads in [2, 4, 8] {
-        let ops = 60_000 / threads;
+        let ops = 240_000 / threads;
         shared_keys(RandomState::new(), "SipHash", threads, 64, ops);
         shared_keys(RandomState::new(), "SipHash", threads, 1_024, ops);
     }
@@ -451,7 +451,7 @@ fn shared_keys_final_state_is_explained_by_logs() {
 #[test]
 fn shared_keys_with_colliding_hashes() {
     for threads in [2, 4, 8] {
-        let ops = 20_000 / threads;
+        let ops = 80_000 / threads;
         shared_keys(Masked::CONSTANT, "constant", threads, 32, ops);
         shared_keys(Masked::LOW_BITS, "low 8 bits", threads, 512, ops);
         shared_keys(
@@ -540,7 +540,7 @@ fn counters<S: BuildHasher + Send + Sync>(hasher: S, name: &str, threads: u64, p
 #[test]
 fn update_increments_sum_exactly() {
     counters(RandomState::new(), "SipHash", 4, 10_000);
-    counters(RandomState::new(), "SipHash", 8, 5_000);
+    counters(RandomState::new(), "SipHash", 8, 10_000);
     counters(Masked::CONSTANT, "constant", 4, 10_000);
     counters(Masked::LAST_LEVEL_ONLY, "top 4 bits only", 2, 10_000);
 }
@@ -548,15 +548,17 @@ fn update_increments_sum_exactly() {
 // ---------------------------------------------------------------------------------------
 // Readers beside writers
 
-/// Writers churn keys `STABLE..STABLE + churn` with values that encode the key; the keys
-/// `0..STABLE` are written before and never touched during the run. Readers check every
-/// value they see, and that each `iter` yields every stable key exactly once and no key
-/// twice.
+/// Writers churn keys `STABLE..STABLE + churn` with values that encode the key (and are
+/// unique: writer and sequence number); the keys `0..STABLE` are written before and never
+/// touched during the run. Readers check every value they see, and that each `iter` yields
+/// every stable entry exactly once and no entry twice (as `Iter` documents). A churned key
+/// may be yielded twice with two different values: the entry was replaced while the
+/// iteration ran, and both entries were present at some point of it.
 fn readers_beside_writers<S: BuildHasher + Send + Sync>(hasher: S, name: &str, churn: u64) {
     const STABLE: u64 = 300;
     const WRITERS: u64 = 2;
     const READERS: u64 = 2;
-    const OPS: u64 = 30_000;
+    const OPS: u64 = 60_000;
     let map = Hamt::with_hasher(hasher);
     for k in 0..STABLE {
         map.insert(k, disjoint_value(k, 0));
@@ -573,12 +575,15 @@ fn readers_beside_writers<S: BuildHasher + Send + Sync>(hasher: S, name: &str, c
                 let mut rng = Rng::new(900 + w);
                 for seq in 1..=OPS {
                     let k = STABLE + rng.below(churn);
-                    let v = disjoint_value(k, seq);
+                    let v = disjoint_value(k, seq * WRITERS + w);
                     match rng.below(5) {
                         0 => drop(map.insert(k, v)),
                         1 => drop(map.remove(&k)),
                         2 => drop(map.update(k, |old| old.map_or(Some(v), |_| None))),
-                        3 => drop(map.compare_exchange(k, &disjoint_value(k, seq - 1), v)),
+                        3 => {
+                            let guess = disjoint_value(k, (seq - 1) * WRITERS + w);
+                            drop(map.compare_exchange(k, &guess, v))
+                        }
                         _ => drop(map.insert_if_absent(k, v)),
                     }
                 }
@@ -600,15 +605,19 @@ fn readers_beside_writers<S: BuildHasher + Send + Sync>(hasher: S, name: &str, c
                         }
                     }
                     let mut seen = HashSet::new();
+                    let mut stable_seen = 0;
                     for e in map.iter() {
-                        let k = *e.key();
-                        assert!(owns(*e, k), "{name}: iter: key {k} shows value {:#x}", *e);
-                        assert!(seen.insert(k), "{name}: one iter yielded key {k} twice");
+                        let (k, v) = (*e.key(), *e);
+                        assert!(owns(v, k), "{name}: iter: key {k} shows value {v:#x}");
+                        assert!(
+                            seen.insert((k, v)),
+                            "{name}: one iter yielded the entry ({k}, {v:#x}) twice"
+                        );
+                        stable_seen += usize::from(k < STABLE);
                     }
-                    let stable_seen = seen.iter().filter(|&&k| k < STABLE).count();
                     assert_eq!(
                         stable_seen, STABLE as usize,
-                        "{name}: an iter during writes missed untouched entries"
+                        "{name}: an iter during writes did not yield each untouched entry once"
                     );
                     iterations += 1;
                 }
@@ -771,7 +780,7 @@ fn refs_held_across_concurrent_removal() {
 #[test]
 fn returned_refs_survive_replacement() {
     const KEYS: u64 = 64;
-    const ROUNDS: u64 = 2_000;
+    const ROUNDS: u64 = 10_000;
     let map: Hamt<u64, String> = Hamt::new();
     let text = |k: u64, round: u64| format!("{k}:{round}");
     let done = AtomicBool::new(false);
@@ -825,7 +834,7 @@ fn returned_refs_survive_replacement() {
 fn clear_during_writes() {
     const WRITERS: u64 = 3;
     const KEYS: u64 = 3_000;
-    const OPS: u64 = 20_000;
+    const OPS: u64 = 60_000;
     let map = Hamt::new();
     let writers_done = AtomicUsize::new(0);
     let logs: Vec<HashMap<u64, Option<u64>>> = thread::scope(|s| {
