@@ -110,6 +110,7 @@ pub mod contention;
 mod domain;
 mod fence;
 mod hazard;
+mod record_cache;
 mod registry;
 mod sync;
 
