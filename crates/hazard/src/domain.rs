@@ -1,7 +1,6 @@
 //! The reclaimer side: retired lists, scans and statistics.
 
 use crate::fence;
-use crate::record_cache;
 use crate::registry::{registry, with_local};
 use crate::sync::{AtomicPtr, AtomicU64, LOOM};
 use crossbeam_utils::CachePadded;
@@ -25,12 +24,12 @@ const BASE: usize = 4;
 const SEGMENTS: usize = if LOOM { 3 } else { 28 };
 
 /// An object waiting for reclamation.
-pub(crate) struct Retired {
-    pub(crate) ptr: *mut (),
-    pub(crate) reclaim: unsafe fn(*mut (), &Domain),
+struct Retired {
+    ptr: *mut (),
+    reclaim: unsafe fn(*mut (), &Domain),
     /// Written before the node is published by a Release CAS; read by the thread that took
     /// the list with an Acquire swap.
-    pub(crate) next: *mut Retired,
+    next: *mut Retired,
 }
 
 /// One thread index's retired list in one domain: a lock-free stack. Its owner pushes; any
@@ -231,11 +230,11 @@ impl Domain {
     ///    domain that protected `ptr` has moved on (so what it drops must be `Send`).
     /// 4. Readers protect `ptr` only through guards of this domain.
     pub unsafe fn retire(&self, ptr: *mut (), reclaim: unsafe fn(*mut (), &Domain)) {
-        let node = record_cache::take(Retired {
+        let node = Box::into_raw(Box::new(Retired {
             ptr,
             reclaim,
             next: ptr::null_mut(),
-        });
+        }));
         // Counted before the push, so that a scan that takes and frees the node at once never
         // sees more reclaimed than retired.
         let list = match with_local(|local| local.block.index) {
@@ -333,14 +332,13 @@ impl Domain {
                     }
                     kept_first = node;
                 } else {
-                    // Safety: we own `node`, made by `record_cache::take` in `retire`.
-                    let reclaim = unsafe { (*node).reclaim };
-                    // Safety: we own `node`; it is not used after this.
-                    unsafe { record_cache::give(node) };
+                    // Safety: we own `node`, allocated by `retire` with `Box::new`.
+                    let retired = unsafe { Box::from_raw(node) };
                     // Safety: `retire`'s requirements 1-4: unlinked before being retired
                     // (before the barrier), unprotected after it, reclaimed once.
-                    let result =
-                        catch_unwind(AssertUnwindSafe(|| unsafe { reclaim(object, self) }));
+                    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
+                        (retired.reclaim)(retired.ptr, self)
+                    }));
                     if let Err(payload) = result {
                         panic.get_or_insert(payload);
                     }
@@ -424,15 +422,13 @@ impl Drop for Domain {
             for (list, mut node) in lists {
                 let mut freed = 0;
                 while !node.is_null() {
-                    // Safety: we own the taken chain; nodes come from `record_cache::take`.
-                    let (object, reclaim, next) =
-                        unsafe { ((*node).ptr, (*node).reclaim, (*node).next) };
-                    // Safety: we own `node`; it is not used after this.
-                    unsafe { record_cache::give(node) };
-                    node = next;
+                    // Safety: we own the taken chain; nodes come from `Box::new` in `retire`.
+                    let retired = unsafe { Box::from_raw(node) };
+                    node = retired.next;
                     // Safety: `retire`'s contract; no guard of this domain is alive.
-                    let result =
-                        catch_unwind(AssertUnwindSafe(|| unsafe { reclaim(object, self) }));
+                    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
+                        (retired.reclaim)(retired.ptr, self)
+                    }));
                     if let Err(payload) = result {
                         panic.get_or_insert(payload);
                     }

@@ -110,7 +110,6 @@ pub mod contention;
 mod domain;
 mod fence;
 mod hazard;
-mod record_cache;
 mod registry;
 mod sync;
 
