@@ -65,6 +65,7 @@ impl RetiredList {
     /// # Safety
     /// 1. `first..=last` is a valid chain of `Retired` nodes owned by the caller.
     unsafe fn push(&self, first: *mut Retired, last: *mut Retired) {
+        // Relaxed: a first guess for the CAS below, which publishes with Release.
         let mut head = self.head.load(Relaxed);
         loop {
             // Safety: 1. `last` is owned by the caller and not yet published.
@@ -82,8 +83,9 @@ impl RetiredList {
     }
 
     fn take(&self) -> *mut Retired {
+        // Relaxed: a hint that skips the RMW on an empty list; an object pushed meanwhile
+        // waits for the next scan.
         if self.head.load(Relaxed).is_null() {
-            // Relaxed: a hint; an object pushed just now waits for the next scan.
             return ptr::null_mut();
         }
         // Acquire: pairs with the Release CAS in `push`.

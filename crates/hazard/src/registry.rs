@@ -79,8 +79,9 @@ impl Registry {
         // Safety: blocks are never freed, and every pointer in the list was published by a
         // Release CAS (or written before one) that our Acquire loads pair with.
         while let Some(block) = unsafe { p.as_ref() } {
-            // Acquire on success: pairs with the Release store in `release_block`, so the
-            // previous owner's last writes (its slots set to null) happen before ours.
+            // Relaxed pre-check (skips the RMW on busy blocks); Acquire on success: pairs
+            // with the Release store in `Local::drop`, so the previous owner's last writes
+            // (its slots set to null) happen before ours.
             if !block.in_use.load(Relaxed)
                 && block
                     .in_use
@@ -121,7 +122,8 @@ impl Registry {
         let mut p = self.overflow.load(Acquire);
         // Safety: overflow records are never freed and were published by a Release CAS.
         while let Some(rec) = unsafe { p.as_ref() } {
-            // Acquire on success: pairs with the Release store in `release_overflow`.
+            // Relaxed pre-check; Acquire on success: pairs with the Release store in
+            // `release_overflow`.
             if !rec.in_use.load(Relaxed)
                 && rec
                     .in_use
