@@ -193,6 +193,19 @@ struct Position {
     level: u32,
 }
 
+impl Position {
+    /// The start of a traversal: the root INode, no main node read yet, no parent.
+    fn at_root(root: *mut INode) -> Self {
+        Position {
+            inode: root,
+            main: ptr::null_mut(),
+            parent: ptr::null_mut(),
+            parent_main: ptr::null_mut(),
+            level: 0,
+        }
+    }
+}
+
 #[inline(always)]
 fn still_holds(inode: *mut INode, m: *mut Main) -> bool {
     // Acquire: pairs with the Release half of the CAS that installed the current main node;
@@ -310,13 +323,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
         let mut c = Cursor::new(&self.domain);
         let mut new_guard = want_new.then(|| HazardPointer::new(&self.domain));
         'restart: loop {
-            let mut pos = Position {
-                inode: self.root,
-                main: ptr::null_mut(),
-                parent: ptr::null_mut(),
-                parent_main: ptr::null_mut(),
-                level: 0,
-            };
+            let mut pos = Position::at_root(self.root);
             'inode: loop {
                 // Safety: `pos.inode` is the root or protected by `c.inode`.
                 pos.main = c.main.protect(unsafe { &(*pos.inode).main });
@@ -550,13 +557,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
     /// every tomb it meets, until none is left (folding one can entomb the parent in turn).
     fn cleanup(&self, hash: u64, c: &mut Cursor<'_>) {
         'restart: loop {
-            let mut pos = Position {
-                inode: self.root,
-                main: ptr::null_mut(),
-                parent: ptr::null_mut(),
-                parent_main: ptr::null_mut(),
-                level: 0,
-            };
+            let mut pos = Position::at_root(self.root);
             loop {
                 // Safety: the root or protected by `c.inode`.
                 pos.main = c.main.protect(unsafe { &(*pos.inode).main });
