@@ -478,6 +478,7 @@ fn main() {
     type Key = (usize, usize, Kind); // (workload index, threads, map)
     let mut tput: BTreeMap<Key, Samples> = BTreeMap::new();
     let mut errors: BTreeMap<Key, u64> = BTreeMap::new();
+    let mut block_load: BTreeMap<(usize, usize), f64> = BTreeMap::new();
     if !cfg.skip.iter().any(|s| s == "workloads") {
         for (wi, w) in cfg.workloads.iter().enumerate() {
             for &threads in &THREADS {
@@ -521,6 +522,7 @@ fn main() {
                 let load = other_load(wp, cpu_probe());
                 eprintln!("   (other processes kept {load:.2} CPUs busy meanwhile)");
                 loads.push((format!("{} at {threads} thread(s)", w.name), load));
+                block_load.insert((wi, threads), load);
             }
         }
         probe = cpu_probe();
@@ -603,12 +605,12 @@ fn main() {
         for n in &names {
             let _ = write!(out, " {n} |");
         }
-        let _ = writeln!(out, " ours/dashmap |");
+        let _ = writeln!(out, " ours/dashmap | other load |");
         let _ = write!(out, "|---|---:|");
         for _ in &names {
             let _ = write!(out, "---:|");
         }
-        let _ = writeln!(out, "---:|");
+        let _ = writeln!(out, "---:|---:|");
         for (wi, w) in cfg.workloads.iter().enumerate() {
             for &threads in &THREADS {
                 let _ = write!(out, "| {} ({}) | {threads} |", w.name, w.mix_str());
@@ -634,8 +636,11 @@ fn main() {
                 let mark = if ours_wi != wi { "†" } else { "" };
                 let _ = writeln!(
                     out,
-                    " {} |",
-                    ratio.map_or("—".into(), |r| format!("{r:.2}x{mark}"))
+                    " {} | {} |",
+                    ratio.map_or("—".into(), |r| format!("{r:.2}x{mark}")),
+                    block_load
+                        .get(&(wi, threads))
+                        .map_or("—".into(), |l| format!("{l:.2}"))
                 );
                 match w.id {
                     "readheavy" if threads == 2 => goals.push((
@@ -661,7 +666,8 @@ fn main() {
             out,
             "\n— = not run: in the hinted RapidGrow only maps that take a capacity hint run \
              (ours and contrie have no such constructor). † ours without a hint vs dashmap with \
-             one.\n"
+             one. *other load*: CPUs kept busy by other processes while the row was measured \
+             (average; above ~0.1 the row is disturbed).\n"
         );
     }
     if !seq.is_empty() {
@@ -806,6 +812,15 @@ fn main() {
         out,
         "- total run time: {:.0} s; other processes kept {total_load:.2} CPUs busy on average",
         t_start.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "- CPUs kept busy by other processes, per part: {}",
+        loads
+            .iter()
+            .map(|(part, l)| format!("{part} {l:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     print!("{out}");
     md.push('\n');

@@ -1,8 +1,9 @@
 //! Grouped bar charts as PNG (plotters, bitmap backend, no system font libraries).
 //!
 //! Text is drawn with `ab_glyph` from a TrueType file read at run time: the first that exists
-//! of `$MAP_BENCH_FONT` and a few usual DejaVu / Liberation paths. Without one the charts are
-//! drawn without any text (bars and legend swatches only) and a note is printed.
+//! of `$MAP_BENCH_FONT` and a few usual DejaVu / Liberation paths. Without one (or with
+//! `MAP_BENCH_FONT=none`) the charts are drawn without any text (bars only) and a note is
+//! printed.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -25,6 +26,9 @@ pub fn font_available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         let env = std::env::var("MAP_BENCH_FONT").ok();
+        if env.as_deref() == Some("none") {
+            return false;
+        }
         let candidates = env
             .iter()
             .map(String::as_str)
