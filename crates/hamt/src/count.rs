@@ -51,11 +51,11 @@ impl Counter {
         self.stripes[i].fetch_add(delta, Relaxed);
     }
 
-    /// The sum of the stripes: exact when no write is in flight.
-    pub(crate) fn get(&self) -> usize {
-        // Relaxed: see `add`. A sum taken while writers run may be briefly off (or even
-        // negative, when a removal's stripe is read before the insertion's); clamp at 0.
-        let sum: isize = self.stripes.iter().map(|s| s.load(Relaxed)).sum();
-        sum.max(0) as usize
+    /// The signed sum of the stripes: exact when no write is in flight. A sum taken while
+    /// writers run may be briefly off (or even negative, when a removal's stripe is read
+    /// before the insertion's).
+    pub(crate) fn sum(&self) -> isize {
+        // Relaxed: see `add`.
+        self.stripes.iter().map(|s| s.load(Relaxed)).sum()
     }
 }

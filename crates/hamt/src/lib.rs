@@ -122,10 +122,10 @@
 #![cfg_attr(not(test), warn(missing_docs))]
 
 mod count;
-mod iter;
 mod map;
 mod node;
 mod raw;
+mod snapshot;
 mod sync;
 
 /// Reclamation counters of a map, from [`Hamt::stats`]: nodes retired, reclaimed and pending,
@@ -134,5 +134,5 @@ mod sync;
 /// Bound: with `T` threads writing, `pending` stays below `T × (threshold + records)` plus
 /// what live [`Ref`]s and iterators pin.
 pub use hazard::Stats as ReclaimStats;
-pub use iter::Iter;
 pub use map::{Hamt, Ref};
+pub use snapshot::{Iter, Snapshot, SnapshotIter};

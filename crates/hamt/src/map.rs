@@ -1,8 +1,10 @@
 //! The public map type.
 
-use crate::iter::Iter;
-use crate::node::Leaf;
-use crate::raw::{Action, Inner, OwnedLeaf, Prepared};
+use crate::node::{INode, Leaf};
+use crate::raw::{
+    frozen_size, gcas_read, release_tree, Action, Decide, Inner, OwnedLeaf, Prepared, Release,
+};
+use crate::snapshot::{Iter, Snapshot};
 use hazard::HazardPointer;
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
@@ -113,8 +115,12 @@ impl<K, V, S> Hamt<K, V, S> {
     /// An empty map that hashes keys with `hasher`. Any `BuildHasher` gives correct results,
     /// even one that returns a constant (then every key sits in one collision list, slowly).
     pub fn with_hasher(hasher: S) -> Self {
+        Self::from_inner(Inner::with_hasher(hasher))
+    }
+
+    pub(crate) fn from_inner(inner: Inner<K, V, S>) -> Self {
         Hamt {
-            inner: Arc::new(Inner::with_hasher(hasher)),
+            inner: Arc::new(inner),
         }
     }
 
@@ -122,9 +128,15 @@ impl<K, V, S> Hamt<K, V, S> {
     ///
     /// Exact whenever no write is in flight; while writers run it is a sum of per-thread
     /// counters read one after another, so it may be off by the writes in flight (never
-    /// negative).
+    /// negative). For an exact count under concurrent writes, take a
+    /// [`read_only_snapshot`](Self::read_only_snapshot) and ask its
+    /// [`len`](Snapshot::len) (exact, but O(n) the first time, and the snapshot makes the
+    /// following writes copy their paths).
+    ///
+    /// On a map made by [`snapshot`](Self::snapshot), the first call also counts the
+    /// entries it started with (O(n) once).
     pub fn len(&self) -> usize {
-        self.inner.count.get()
+        self.inner.len()
     }
 
     /// Whether [`len`](Self::len) is 0 (with the same caveat).
@@ -155,17 +167,116 @@ impl<K, V, S> Hamt<K, V, S> {
     ///
     /// # Consistency
     ///
-    /// The iterator walks the live map (it is not a snapshot): it never blocks writers and
-    /// writers never block it. An entry present during the whole iteration is yielded exactly
-    /// once, with its value at the moment the iterator reached it (a value replaced during the
-    /// iteration is seen old or new, not both). An entry inserted or removed during the
-    /// iteration may or may not be yielded. No entry is yielded twice, and a key is yielded at
-    /// most once, with one exception: keys whose whole 64-bit hashes collide (a degenerate
-    /// hasher) share a collision list, and a key of such a list that is removed and inserted
-    /// again during the iteration may be yielded once per insertion. Without concurrent
-    /// writes it yields exactly the map's entries.
+    /// The iterator walks a read-only snapshot taken at the call (see
+    /// [`read_only_snapshot`](Self::read_only_snapshot)): it yields every entry present at
+    /// that instant exactly once, with its value at that instant, and nothing else, whatever
+    /// writers do meanwhile; writers never wait for it. Like any snapshot it makes the
+    /// following writes copy the paths they change, once per node; and the entries it holds
+    /// stay in memory until it is dropped.
     pub fn iter(&self) -> Iter<'_, K, V> {
-        Iter::new(&self.inner.domain, self.inner.root)
+        let (root, _) = self.inner.swap_root(0);
+        Iter::new(root, &self.inner.domain)
+    }
+
+    /// A writable snapshot: an independent map that starts with this map's contents at one
+    /// instant, in O(1) whatever the size, without blocking writers.
+    ///
+    /// The two maps share their nodes; each copies a node lazily, on its first write below
+    /// it, so writes to either never show in the other. The cost lands on those first writes
+    /// (a path copy each); reads are not slowed. Entries removed from one map stay in memory
+    /// while the other still holds them. Both maps share one reclamation domain
+    /// ([`stats`](Self::stats) counts the nodes of both). The hasher is cloned, and must hash
+    /// like the original (as clones of `RandomState` and of stateless hashers do).
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// map.insert("a", 1);
+    /// let copy = map.snapshot();
+    /// copy.insert("b", 2);
+    /// map.insert("a", 10);
+    /// assert_eq!((*map.get("a").unwrap(), map.get("b").is_none()), (10, true));
+    /// assert_eq!((*copy.get("a").unwrap(), *copy.get("b").unwrap()), (1, 2));
+    /// ```
+    pub fn snapshot(&self) -> Hamt<K, V, S>
+    where
+        S: Clone,
+    {
+        // Two references on the shared main node: the new map's root's, and its base's (for
+        // its `len`).
+        let (old_root, m) = self.inner.swap_root(2);
+        let root = INode::new(m, crate::node::fresh_gen());
+        let copy = Inner::new_sharing(
+            root,
+            self.inner.hasher.clone(),
+            m,
+            Arc::clone(&self.inner.domain),
+        );
+        // The old root is no longer this map's (nor anyone's): let go of it.
+        // Safety: `swap_root` passed its reference to us; other threads may still read it.
+        unsafe {
+            release_tree::<K, V>(
+                old_root,
+                std::ptr::null_mut(),
+                &self.inner.domain,
+                Release::Lazy,
+            )
+        };
+        Hamt::from_inner(copy)
+    }
+
+    /// A read-only snapshot: this map's contents at one instant, frozen, in O(1) whatever the
+    /// size, without blocking writers. Cheaper than [`snapshot`](Self::snapshot) (one new
+    /// node instead of two), with plain-reference reads and an exact
+    /// [`len`](Snapshot::len).
+    ///
+    /// Taking a snapshot makes the map's following writes copy the paths they change (once
+    /// per node): do not take one implicitly on a hot path.
+    ///
+    /// ```
+    /// let map = concurrent_hamt::Hamt::new();
+    /// map.insert(1, 1);
+    /// let snap = map.read_only_snapshot();
+    /// map.clear();
+    /// assert_eq!((snap.len(), map.len()), (1, 0));
+    /// ```
+    pub fn read_only_snapshot(&self) -> Snapshot<K, V, S>
+    where
+        S: Clone,
+    {
+        let (root, _) = self.inner.swap_root(0);
+        Snapshot::new(
+            root,
+            self.inner.hasher.clone(),
+            Arc::clone(&self.inner.domain),
+        )
+    }
+
+    /// Removes every entry, atomically: one swap of the root for an empty one. A concurrent
+    /// snapshot or iteration sees all the entries or none; a write that overlaps the call
+    /// lands either before it (and is cleared) or after it.
+    ///
+    /// The removed entries are freed as soon as no reader (and no snapshot) holds them;
+    /// counting them for [`len`](Self::len) walks the old trie once.
+    pub fn clear(&self) {
+        let old_root = self.inner.take_root();
+        let mut guard = HazardPointer::new(&self.inner.domain);
+        // Safety: the old root is ours (its reference passed to us) and frozen: no write can
+        // commit in its generation any more.
+        let size = unsafe {
+            let m = gcas_read(old_root, &mut guard, Decide::Frozen, &self.inner.domain);
+            frozen_size(m, &mut guard, &self.inner.domain)
+        };
+        drop(guard);
+        self.inner.count.add(-(size as isize));
+        // Safety: our reference; other threads may still read the old trie.
+        unsafe {
+            release_tree::<K, V>(
+                old_root,
+                std::ptr::null_mut(),
+                &self.inner.domain,
+                Release::Eager,
+            )
+        };
     }
 }
 
@@ -361,27 +472,6 @@ where
             }
         };
         self.inner.write(hash, Prepared::Key(key), true, decide).new
-    }
-
-    /// Removes every entry present when the call starts (one by one: not atomic as a whole,
-    /// and entries inserted concurrently may remain). Frees the removed nodes as soon as no
-    /// reader protects them.
-    ///
-    /// If a `Drop` of a removed key or value panics (it may run during this call, when a scan
-    /// reclaims it), `clear` still removes everything else, then resumes the first panic.
-    pub fn clear(&self) {
-        let mut panic = None;
-        for entry in self.iter() {
-            let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.remove(entry.key());
-            }));
-            if let Err(p) = removed {
-                panic.get_or_insert(p);
-            }
-        }
-        if let Some(p) = panic {
-            std::panic::resume_unwind(p);
-        }
     }
 }
 

@@ -14,24 +14,80 @@
 //! - [`Leaf`]: a key, its value and its hash, in an allocation of its own, shared by pointer
 //!   between successive copies of the main nodes above it (keys and values are never cloned).
 //!
-//! # Ownership (which node frees which)
+//! # Ownership: counted references, and generations that skip the counting
 //!
-//! Every node has exactly one owner in the live trie: the main node whose array holds it (or,
-//! for a main node, the INode whose `main` points to it). A writer that replaces main node
-//! `m` by `m2` hands every child of `m` it keeps over to `m2`; what it drops (a replaced or
-//! removed leaf, an INode folded away) it retires itself, and it retires `m` as a bare main
-//! node ([`reclaim_main`]): reclaiming `m` later frees `m`'s own allocation and nothing it
-//! points to. An INode is retired only once its main node is a tomb, and then together with
-//! it ([`reclaim_inode`]); the tomb's leaf has been handed to the parent by then.
+//! Snapshots share subtrees between maps, so a node may have several parents: a main node
+//! several INodes (a snapshot's new root, or a renewed INode, points to the same main node as
+//! the old one), an INode or a leaf several main nodes (copies made across generations keep
+//! the children of the original). Every node therefore counts its parents (`rc`): a leaf the
+//! main nodes that hold it, an INode the main nodes that hold it, a main node the INodes
+//! whose committed main node it is (plus the references that maps and snapshots hold on
+//! roots). A node whose count reaches zero is retired, and when it is reclaimed it releases
+//! the references it holds in turn ([`reclaim_main_full`], [`reclaim_inode_full`]).
 //!
-//! The snapshot work will give shared nodes reference counts; these rules are where the counts
-//! go (a "hand over" becomes an increment when the copy crosses a generation).
+//! Counting every kept child on every copy would put up to 32 atomic increments on each
+//! write. Generations avoid it: every INode and main node carries the generation it was
+//! created in, and a writer works only on INodes of its map's current generation (it renews
+//! older ones first). A main node whose generation equals its INode's was created for that
+//! INode and has never been shared (sharing a main node always means a new INode of a *new*
+//! generation pointing to it). Replacing such a main node `m` by `m2` therefore *hands over*
+//! the references of the children `m2` keeps: no count changes; `m` is retired bare
+//! ([`reclaim_main`]: its own allocation only), and the writer releases the children `m2`
+//! dropped. Only a copy across generations (`m.gen != inode.gen`) counts the children it
+//! keeps, and releases `m`'s reference instead of retiring it. Leaves carry no generation: a
+//! writer that unlinks a leaf from a never-shared main node reads its count, and a count of
+//! one is its own (see [`release_unlinked_leaf`]).
 
-use crate::sync::AtomicPtr;
+use crate::sync::{AtomicPtr, AtomicUsize};
 use hazard::Domain;
 use std::alloc::{self, Layout};
 use std::ptr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+
+/// A generation: snapshots start new ones. Process-wide and increasing, so that generations
+/// of maps that share nodes never collide, and a node reached from a root of generation `g`
+/// has a generation of at most `g`.
+pub(crate) fn fresh_gen() -> u64 {
+    // Relaxed: only uniqueness and monotonicity per counter matter. (A `std` atomic even
+    // under loom: it is a value source, not a synchronisation point.)
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Relaxed)
+}
+
+/// Takes one counted reference to a node that a protected, validated parent (or a frozen
+/// snapshot) holds, so its count is at least one and cannot reach zero meanwhile.
+#[inline]
+pub(crate) fn acquire_ref(rc: &AtomicUsize, n: usize) {
+    // Relaxed: the node is kept alive by the parent's reference, as with `Arc::clone`; the
+    // new reference is published by the Release CAS that installs its holder.
+    rc.fetch_add(n, Relaxed);
+}
+
+/// Takes `n` references to a node whose count may be falling to zero concurrently (a node
+/// read through a hazard pointer, whose last holder may have let go): fails, instead of
+/// resurrecting it, if the count is zero.
+pub(crate) fn acquire_ref_if_live(rc: &AtomicUsize, n: usize) -> bool {
+    // Relaxed: as in `acquire_ref`; the CAS only adds to a count that is not zero.
+    let mut c = rc.load(Relaxed);
+    loop {
+        if c == 0 {
+            return false;
+        }
+        match rc.compare_exchange_weak(c, c + n, Relaxed, Relaxed) {
+            Ok(_) => return true,
+            Err(now) => c = now,
+        }
+    }
+}
+
+/// Drops one counted reference; true when it was the last.
+#[inline]
+fn drop_ref(rc: &AtomicUsize) -> bool {
+    // AcqRel: Release orders our uses of the node before its reclamation; Acquire (for the
+    // thread that takes the count to zero) orders every other holder's uses before it (the
+    // `Arc` protocol).
+    rc.fetch_sub(1, AcqRel) == 1
+}
 
 /// Bits of the hash consumed per level.
 pub(crate) const BITS: u32 = 5;
@@ -47,15 +103,33 @@ pub(crate) fn slot(hash: u64, level: u32) -> u32 {
 /// A key and its value.
 pub(crate) struct Leaf<K, V> {
     pub(crate) hash: u64,
+    /// Main nodes that hold this leaf (see the module docs).
+    pub(crate) rc: AtomicUsize,
     pub(crate) key: K,
     pub(crate) value: V,
 }
 
+impl<K, V> Leaf<K, V> {
+    pub(crate) fn new(hash: u64, key: K, value: V) -> Self {
+        Leaf {
+            hash,
+            rc: AtomicUsize::new(1),
+            key,
+            value,
+        }
+    }
+}
+
 /// An indirection node.
 pub(crate) struct INode {
-    /// The current main node. Never null. Invariant: once it points to a tomb, it never
-    /// changes again.
+    /// The current main node. Never null. It may hold a main node whose GCAS is pending
+    /// (see `raw`), which readers decide before using. Invariant: once it holds a committed
+    /// tomb, it never changes again.
     pub(crate) main: AtomicPtr<Main>,
+    /// The generation this INode belongs to: only writers of that generation change it.
+    pub(crate) gen: u64,
+    /// Main nodes that hold this INode (or the map or snapshot whose root it is).
+    pub(crate) rc: AtomicUsize,
 }
 
 /// Tag bit of a [`Branch`] that points to a leaf (clear: an INode). Leaves and INodes are at
@@ -120,6 +194,14 @@ pub(crate) enum Kind {
 
 const LEN_MASK: u32 = (1 << 30) - 1;
 
+/// Tag bit of [`Main::prev`] when the GCAS it records has failed (the paper's `FailedNode`,
+/// without an allocation). Main nodes are 8-aligned.
+pub(crate) const FAILED: usize = 1;
+const _: () = assert!(std::mem::align_of::<Main>() > FAILED);
+
+/// Cached size not computed yet.
+const UNKNOWN_SIZE: usize = usize::MAX;
+
 /// An immutable main node: this header, then `len` [`Branch`]es inline.
 #[repr(C)]
 pub(crate) struct Main {
@@ -127,6 +209,16 @@ pub(crate) struct Main {
     bitmap: u32,
     /// Kind (top two bits) and array length.
     meta: u32,
+    /// The generation of the INode it was created for (see the module docs).
+    pub(crate) gen: u64,
+    /// GCAS state: null once committed (and for nodes never installed by a GCAS); the main
+    /// node this one replaces while the GCAS is pending; that pointer tagged [`FAILED`] once
+    /// it failed.
+    pub(crate) prev: AtomicPtr<Main>,
+    /// INodes whose committed main node this is (see the module docs).
+    pub(crate) rc: AtomicUsize,
+    /// Entries below this node, once computed for a frozen node (see [`Main::cached_size`]).
+    size: AtomicUsize,
     entries: [Branch; 0],
 }
 
@@ -153,6 +245,7 @@ impl Main {
     /// Allocates a main node and fills its array from `entries` (exactly `len` items).
     fn alloc(
         kind: Kind,
+        gen: u64,
         bitmap: u32,
         len: usize,
         entries: impl IntoIterator<Item = Branch>,
@@ -170,6 +263,10 @@ impl Main {
             p.write(Main {
                 bitmap,
                 meta: (kind as u32) << 30 | len as u32,
+                gen,
+                prev: AtomicPtr::new(ptr::null_mut()),
+                rc: AtomicUsize::new(1),
+                size: AtomicUsize::new(UNKNOWN_SIZE),
                 entries: [],
             });
             let array = ptr::addr_of_mut!((*p).entries).cast::<Branch>();
@@ -226,12 +323,29 @@ impl Main {
         (self.bitmap & (bit - 1)).count_ones() as usize
     }
 
-    pub(crate) fn empty_cnode() -> *mut Main {
-        Self::alloc(Kind::CNode, 0, 0, [])
+    pub(crate) fn empty_cnode(gen: u64) -> *mut Main {
+        Self::alloc(Kind::CNode, gen, 0, 0, [])
     }
 
-    pub(crate) fn tomb(leaf: Branch) -> *mut Main {
-        Self::alloc(Kind::Tomb, 0, 1, [leaf])
+    pub(crate) fn tomb(leaf: Branch, gen: u64) -> *mut Main {
+        Self::alloc(Kind::Tomb, gen, 0, 1, [leaf])
+    }
+
+    /// The size cached by [`set_cached_size`](Self::set_cached_size), if any.
+    pub(crate) fn cached_size(&self) -> Option<usize> {
+        // Relaxed: the value is a deterministic function of a frozen subtree; any thread
+        // that computes it writes the same number.
+        match self.size.load(Relaxed) {
+            UNKNOWN_SIZE => None,
+            n => Some(n),
+        }
+    }
+
+    /// Caches the number of entries below this node. Only for frozen nodes (reached from a
+    /// read-only snapshot), whose subtree never changes.
+    pub(crate) fn set_cached_size(&self, n: usize) {
+        // Relaxed: see `cached_size`.
+        self.size.store(n, Relaxed);
     }
 
     /// A collision list of `(leaf, sequence number)` pairs.
@@ -239,9 +353,9 @@ impl Main {
     /// Sequence numbers order a list's entries for iteration: they grow along the list, a
     /// replaced entry keeps its number, an appended one takes the last plus one. So an
     /// iterator that resumes in a newer version of the list can skip what it has yielded.
-    fn list(entries: &[(Branch, u64)]) -> *mut Main {
+    fn list(entries: &[(Branch, u64)], gen: u64) -> *mut Main {
         let len = entries.len();
-        let p = Self::alloc(Kind::List, 0, len, entries.iter().map(|&(b, _)| b));
+        let p = Self::alloc(Kind::List, gen, 0, len, entries.iter().map(|&(b, _)| b));
         // Safety: a fresh list of `len` entries has room for `len` sequence numbers after
         // them; written once before publication.
         unsafe {
@@ -276,7 +390,7 @@ impl Main {
     }
 
     /// A copy of this CNode with `b` added at slot bit `bit` (absent here).
-    pub(crate) fn inserted(&self, bit: u32, b: Branch) -> *mut Main {
+    pub(crate) fn inserted(&self, bit: u32, b: Branch, gen: u64) -> *mut Main {
         let i = self.index(bit);
         let e = self.entries();
         let entries = e[..i]
@@ -284,46 +398,46 @@ impl Main {
             .copied()
             .chain([b])
             .chain(e[i..].iter().copied());
-        Self::alloc(Kind::CNode, self.bitmap | bit, e.len() + 1, entries)
+        Self::alloc(Kind::CNode, gen, self.bitmap | bit, e.len() + 1, entries)
     }
 
     /// A copy of this CNode with the INode at index `i` replaced by the leaf `leaf` it held in
     /// its tomb (the INode is folded into this level), contracted for `level` like
     /// [`removed`](Self::removed).
-    pub(crate) fn resurrected(&self, i: usize, leaf: Branch, level: u32) -> *mut Main {
+    pub(crate) fn resurrected(&self, i: usize, leaf: Branch, level: u32, gen: u64) -> *mut Main {
         if level > 0 && self.len() == 1 {
-            return Self::tomb(leaf);
+            return Self::tomb(leaf, gen);
         }
-        self.updated(i, leaf)
+        self.updated(i, leaf, gen)
     }
 
     /// A copy of this CNode (or list) with entry `i` replaced by `b`.
-    pub(crate) fn updated(&self, i: usize, b: Branch) -> *mut Main {
+    pub(crate) fn updated(&self, i: usize, b: Branch, gen: u64) -> *mut Main {
         if self.kind() == Kind::List {
             let pairs: Vec<_> = self
                 .list_pairs()
                 .enumerate()
                 .map(|(j, (x, seq))| (if j == i { b } else { x }, seq))
                 .collect();
-            return Self::list(&pairs);
+            return Self::list(&pairs, gen);
         }
         let e = self.entries();
         let entries = e
             .iter()
             .enumerate()
             .map(|(j, &x)| if j == i { b } else { x });
-        Self::alloc(self.kind(), self.bitmap, e.len(), entries)
+        Self::alloc(self.kind(), gen, self.bitmap, e.len(), entries)
     }
 
     /// A copy of this CNode without slot bit `bit` (at index `i`), contracted for `level`:
     /// below the root, a CNode left with no entry or a single leaf becomes a tomb.
-    pub(crate) fn removed(&self, bit: u32, i: usize, level: u32) -> *mut Main {
+    pub(crate) fn removed(&self, bit: u32, i: usize, level: u32, gen: u64) -> *mut Main {
         let e = self.entries();
         if level > 0 && e.len() <= 2 {
             let rest = e.iter().enumerate().find(|&(j, _)| j != i).map(|(_, &b)| b);
             match rest {
-                None => return Self::tomb(Branch::NONE),
-                Some(b) if b.is_leaf() => return Self::tomb(b),
+                None => return Self::tomb(Branch::NONE, gen),
+                Some(b) if b.is_leaf() => return Self::tomb(b, gen),
                 Some(_) => {}
             }
         }
@@ -332,15 +446,15 @@ impl Main {
             .enumerate()
             .filter(|&(j, _)| j != i)
             .map(|(_, &b)| b);
-        Self::alloc(Kind::CNode, self.bitmap & !bit, e.len() - 1, entries)
+        Self::alloc(Kind::CNode, gen, self.bitmap & !bit, e.len() - 1, entries)
     }
 
     /// A copy of this list without entry `i`. A list left empty becomes an empty tomb; a list
     /// left with one leaf stays a list (so that its sequence numbers, which iteration relies
     /// on, survive).
-    pub(crate) fn list_removed(&self, i: usize) -> *mut Main {
+    pub(crate) fn list_removed(&self, i: usize, gen: u64) -> *mut Main {
         if self.len() == 1 {
-            return Self::tomb(Branch::NONE);
+            return Self::tomb(Branch::NONE, gen);
         }
         let rest: Vec<_> = self
             .list_pairs()
@@ -348,38 +462,41 @@ impl Main {
             .filter(|&(j, _)| j != i)
             .map(|(_, p)| p)
             .collect();
-        Self::list(&rest)
+        Self::list(&rest, gen)
     }
 
     /// A copy of this list with `b` appended.
-    pub(crate) fn list_appended(&self, b: Branch) -> *mut Main {
+    pub(crate) fn list_appended(&self, b: Branch, gen: u64) -> *mut Main {
         let next = self.seqs().last().map_or(0, |s| s + 1);
         let all: Vec<_> = self.list_pairs().chain([(b, next)]).collect();
-        Self::list(&all)
+        Self::list(&all, gen)
     }
 
     /// The main node of a new INode at `level` holding two leaves whose hashes differ at or
     /// below `level` (or not at all): a CNode with both, a chain of one-child CNodes down to
     /// where they part, or a collision list past the last level.
-    pub(crate) fn dual(a: Branch, ha: u64, b: Branch, hb: u64, level: u32) -> *mut Main {
+    pub(crate) fn dual(a: Branch, ha: u64, b: Branch, hb: u64, level: u32, gen: u64) -> *mut Main {
         if level >= MAX_LEVEL {
-            // `a` is the leaf already there: it keeps its place (number 0) in iteration order.
-            return Self::list(&[(a, 0), (b, 1)]);
+            // `a` is the leaf already there: it keeps its place (number 0) in list order.
+            return Self::list(&[(a, 0), (b, 1)], gen);
         }
         let (sa, sb) = (slot(ha, level), slot(hb, level));
         if sa == sb {
-            let child = INode::new(Self::dual(a, ha, b, hb, level + BITS));
-            return Self::alloc(Kind::CNode, 1 << sa, 1, [Branch::inode(child)]);
+            let child = INode::new(Self::dual(a, ha, b, hb, level + BITS, gen), gen);
+            return Self::alloc(Kind::CNode, gen, 1 << sa, 1, [Branch::inode(child)]);
         }
         let pair = if sa < sb { [a, b] } else { [b, a] };
-        Self::alloc(Kind::CNode, (1 << sa) | (1 << sb), 2, pair)
+        Self::alloc(Kind::CNode, gen, (1 << sa) | (1 << sb), 2, pair)
     }
 }
 
 impl INode {
-    pub(crate) fn new(main: *mut Main) -> *mut INode {
+    /// A fresh INode of generation `gen` holding one reference to `main`.
+    pub(crate) fn new(main: *mut Main, gen: u64) -> *mut INode {
         Box::into_raw(Box::new(INode {
             main: AtomicPtr::new(main),
+            gen,
+            rc: AtomicUsize::new(1),
         }))
     }
 }
@@ -395,8 +512,9 @@ pub(crate) unsafe fn free_unpublished_chain(inode: *mut INode) {
     while let Some(i) = next.take() {
         // Safety: 1. fresh, so ours.
         let inode = unsafe { Box::from_raw(i) };
-        let m = inode.main.load(Relaxed); // Relaxed: never shared.
-                                          // Safety: 1. a fresh main node of the chain.
+        // Relaxed: never shared.
+        let m = inode.main.load(Relaxed);
+        // Safety: 1. a fresh main node of the chain.
         let main = unsafe { &*m };
         if main.kind() == Kind::CNode {
             next = main
@@ -410,7 +528,8 @@ pub(crate) unsafe fn free_unpublished_chain(inode: *mut INode) {
     }
 }
 
-/// Reclaims a retired main node: its own allocation only.
+/// Reclaims a main node retired bare: its own allocation only (its children were handed over
+/// to its replacement, or released by the writer that unlinked it).
 ///
 /// # Safety
 /// [`Domain::retire`]'s contract, for a pointer from [`Main::alloc`].
@@ -419,16 +538,50 @@ pub(crate) unsafe fn reclaim_main(p: *mut (), _: &Domain) {
     unsafe { Main::free(p.cast()) }
 }
 
-/// Reclaims a retired INode and its (tomb) main node; the tomb's leaf was handed on.
+/// Reclaims a main node whose count reached zero: releases the reference it holds on each
+/// child, then frees it. Children that reach zero are retired in turn (a cascade goes
+/// through the domain's lists, never through recursion).
 ///
 /// # Safety
-/// [`Domain::retire`]'s contract, for an INode whose main node is a tomb.
-pub(crate) unsafe fn reclaim_inode(p: *mut (), _: &Domain) {
+/// [`Domain::retire`]'s contract, for a main node of this `K` and `V` whose count is zero.
+pub(crate) unsafe fn reclaim_main_full<K, V>(p: *mut (), domain: &Domain) {
+    let m = p.cast::<Main>();
+    // Safety: our caller's contract: unreachable and unprotected, so ours.
+    for &b in unsafe { &*m }.entries() {
+        // Safety: a counted main node holds one reference on each of its children.
+        unsafe { release::<K, V>(b, domain) };
+    }
+    // Safety: as above.
+    unsafe { Main::free(m) }
+}
+
+/// Reclaims an INode whose count reached zero: releases its main node's reference.
+///
+/// # Safety
+/// [`Domain::retire`]'s contract, for an INode of a trie of this `K` and `V`.
+pub(crate) unsafe fn reclaim_inode_full<K, V>(p: *mut (), domain: &Domain) {
     // Safety: our caller's contract; the INode came from `INode::new`.
     let inode = unsafe { Box::from_raw(p.cast::<INode>()) };
     // Relaxed: the retiring thread's Release push and the scanner's Acquire take order this.
+    // No GCAS is pending on it: an installer decides its GCAS, and restores the INode, before
+    // it lets go of its protection.
     let main = inode.main.load(Relaxed);
-    // Safety: a tomb is never replaced, so this INode owns it alone.
+    // Safety: the INode held one reference on its main node.
+    unsafe { release_main::<K, V>(main, domain) };
+}
+
+/// Reclaims an INode that a writer folded away together with its never-shared tomb, whose
+/// leaf (if any) was handed over to the parent: frees both, nothing else.
+///
+/// # Safety
+/// [`Domain::retire`]'s contract, for an INode whose committed main node is a tomb that only
+/// it held.
+pub(crate) unsafe fn reclaim_inode_bare(p: *mut (), _: &Domain) {
+    // Safety: our caller's contract; the INode came from `INode::new`.
+    let inode = unsafe { Box::from_raw(p.cast::<INode>()) };
+    // Relaxed: as in `reclaim_inode_full`.
+    let main = inode.main.load(Relaxed);
+    // Safety: the tomb was held by this INode alone.
     unsafe { Main::free(main) };
 }
 
@@ -441,38 +594,139 @@ pub(crate) unsafe fn reclaim_leaf<K, V>(p: *mut (), _: &Domain) {
     drop(unsafe { Box::from_raw(p.cast::<Leaf<K, V>>()) });
 }
 
-/// Frees the whole trie below `root` (which is freed too), iteratively: no recursion, so a
-/// deep trie cannot overflow the stack. Leaves are dropped (running `K`'s and `V`'s `Drop`);
-/// if one panics, the rest is still freed and the first panic resumes afterwards.
+/// Drops one counted reference on a child (leaf or INode); retires it if that was the last.
 ///
 /// # Safety
-/// 1. No other thread can reach `root` or anything below it, and nothing below it is retired.
+/// 1. The caller owns one counted reference on `b`'s node (a non-null branch), and gives it
+///    up; if it is the last, the node is unreachable (no holder is left to reach it through).
+pub(crate) unsafe fn release<K, V>(b: Branch, domain: &Domain) {
+    if b.is_none() {
+        return;
+    }
+    if b.is_leaf() {
+        let leaf = b.as_leaf::<K, V>();
+        // Safety: 1. our reference keeps it alive.
+        if drop_ref(unsafe { &(*leaf).rc }) {
+            // Safety: 1. the last reference: unreachable, retired once (by us).
+            unsafe { domain.retire(leaf.cast(), reclaim_leaf::<K, V>) };
+        }
+    } else {
+        let inode = b.as_inode();
+        // Safety: 1.
+        if drop_ref(unsafe { &(*inode).rc }) {
+            // Safety: 1.
+            unsafe { domain.retire(inode.cast(), reclaim_inode_full::<K, V>) };
+        }
+    }
+}
+
+/// Drops one counted reference on a main node; retires it (to release its children when
+/// reclaimed) if that was the last.
+///
+/// # Safety
+/// As [`release`], for a main node of this `K` and `V`.
+pub(crate) unsafe fn release_main<K, V>(m: *mut Main, domain: &Domain) {
+    // Safety: the caller's reference keeps it alive.
+    if drop_ref(unsafe { &(*m).rc }) {
+        // Safety: the last reference: unreachable, retired once (by us).
+        unsafe { domain.retire(m.cast(), reclaim_main_full::<K, V>) };
+    }
+}
+
+/// Releases a leaf that a writer has just unlinked from a never-shared main node (it owned
+/// that main node's reference on the leaf).
+///
+/// A count of one is then the writer's own, and nobody can add to it: references are only
+/// added by copies of a main node that holds the leaf, the only such node is the one just
+/// unlinked, and that node was never shared, so every copy of it is a hand-over (no count).
+/// So the common case, a leaf in one generation only, costs a load instead of an atomic
+/// read-modify-write.
+///
+/// # Safety
+/// As [`release`], and the main node unlinked held the leaf as a hand-over chain of
+/// never-shared main nodes (its generation was its INode's).
+pub(crate) unsafe fn release_unlinked_leaf<K, V>(leaf: *mut Leaf<K, V>, domain: &Domain) {
+    // Acquire: pairs with the AcqRel decrement of a holder that let go of the leaf (a
+    // snapshot's main node reclaimed meanwhile), so its uses come before ours.
+    // Safety: our reference keeps it alive.
+    if unsafe { (*leaf).rc.load(Acquire) } == 1 {
+        // Safety: the last reference, ours: unreachable, retired once.
+        unsafe { domain.retire(leaf.cast(), reclaim_leaf::<K, V>) };
+    } else {
+        // Safety: the caller's contract.
+        unsafe { release::<K, V>(Branch::leaf(leaf), domain) };
+    }
+}
+
+/// A node of a trie being freed by [`free_tree`].
+enum Item {
+    INode(*mut INode),
+    Main(*mut Main),
+    Leaf(Branch),
+}
+
+/// Frees what `root` alone keeps alive, without hazard pointers, iteratively (no recursion,
+/// so a deep or huge trie cannot overflow the stack): drops the reference on `root`, and on
+/// each node whose count reaches zero frees it and drops the references it held. Nodes that
+/// other holders still count (snapshots sharing them, retired nodes not yet reclaimed) stay.
+/// Leaves are dropped (running `K`'s and `V`'s `Drop`); if one panics, the rest is still freed
+/// and the first panic resumes afterwards.
+///
+/// # Safety
+/// 1. The caller owns one reference on `root`.
+/// 2. No other thread can hold or take a reference or a hazard pointer on any node below
+///    `root` (the last handle of the last map of its domain is being dropped), so counts can
+///    be read and written without atomic read-modify-writes.
 pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
+    /// Drops one reference; true when it was the last. 2: no concurrent access.
+    fn last(rc: &AtomicUsize) -> bool {
+        // Relaxed: exclusive access (2).
+        let c = rc.load(Relaxed);
+        rc.store(c - 1, Relaxed);
+        c == 1
+    }
     let mut panic = None;
-    let mut stack = vec![root];
-    while let Some(i) = stack.pop() {
-        // Safety: 1. exclusive; INodes come from `INode::new`.
-        let inode = unsafe { Box::from_raw(i) };
-        let m = inode.main.load(Relaxed); // Relaxed: exclusive access.
-                                          // Safety: 1. exclusive; every INode's main is a live main node.
-        for &b in unsafe { &*m }.entries() {
-            if b.is_none() {
-                continue;
-            }
-            if b.is_leaf() {
-                // Safety: 1. a live leaf owned by this main node alone.
-                let leaf = unsafe { Box::from_raw(b.as_leaf::<K, V>()) };
-                if let Err(p) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(leaf)))
-                {
-                    panic.get_or_insert(p);
+    let mut stack = vec![Item::INode(root)];
+    while let Some(item) = stack.pop() {
+        match item {
+            Item::INode(i) => {
+                // Safety: 1, 2: a counted INode, ours alone now.
+                if last(unsafe { &(*i).rc }) {
+                    // Safety: 2; INodes come from `INode::new`.
+                    let inode = unsafe { Box::from_raw(i) };
+                    stack.push(Item::Main(inode.main.load(Relaxed))); // Relaxed: 2.
                 }
-            } else {
-                stack.push(b.as_inode());
+            }
+            Item::Main(m) => {
+                // Safety: 1, 2.
+                let main = unsafe { &*m };
+                if last(&main.rc) {
+                    for &b in main.entries() {
+                        if b.is_none() {
+                        } else if b.is_leaf() {
+                            stack.push(Item::Leaf(b));
+                        } else {
+                            stack.push(Item::INode(b.as_inode()));
+                        }
+                    }
+                    // Safety: 2; no longer referenced.
+                    unsafe { Main::free(m) };
+                }
+            }
+            Item::Leaf(b) => {
+                let leaf = b.as_leaf::<K, V>();
+                // Safety: 1, 2.
+                if last(unsafe { &(*leaf).rc }) {
+                    // Safety: 2; the last reference; leaves come from `Box::into_raw`.
+                    let leaf = unsafe { Box::from_raw(leaf) };
+                    if let Err(p) =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(leaf)))
+                    {
+                        panic.get_or_insert(p);
+                    }
+                }
             }
         }
-        // Safety: 1.
-        unsafe { Main::free(m) };
     }
     if let Some(p) = panic {
         if !std::thread::panicking() {

@@ -2,9 +2,10 @@
 
 use crate::fence;
 use crate::registry::{registry, with_local};
-use crate::sync::{AtomicPtr, AtomicU64, LOOM};
+use crate::sync::{thread_local, AtomicPtr, AtomicU64, LOOM};
 use crossbeam_utils::CachePadded;
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -22,6 +23,28 @@ const BASE: usize = 4;
 /// (Under loom, which runs at most a handful of threads, three: every segment a scan visits
 /// is one more atomic load for the model checker to interleave.)
 const SEGMENTS: usize = if LOOM { 3 } else { 28 };
+
+thread_local! {
+    /// Whether this thread is inside [`Domain::scan`] (of any domain).
+    static SCANNING: Cell<bool> = Cell::new(false);
+}
+
+/// Marks this thread as scanning until dropped (restoring the previous state, so that nested
+/// scans of other domains behave).
+struct ScanGuard(bool);
+
+impl ScanGuard {
+    fn enter() -> Self {
+        ScanGuard(SCANNING.with(|s| s.replace(true)))
+    }
+}
+
+impl Drop for ScanGuard {
+    fn drop(&mut self) {
+        let previous = self.0;
+        SCANNING.with(|s| s.set(previous));
+    }
+}
 
 /// An object waiting for reclamation.
 struct Retired {
@@ -163,6 +186,24 @@ impl Domain {
         self.asymmetric
     }
 
+    /// The cheap half of this domain's fence pair, for protocols other than hazard
+    /// publication that have the same store-buffering shape: a frequent side that stores then
+    /// loads, and a rare side that stores then loads the other's location. Put this between
+    /// the frequent side's store and load, and [`fence_heavy`](Self::fence_heavy) between the
+    /// rare side's: then at least one of the two loads sees the other side's store, as with
+    /// a `fence(SeqCst)` on both sides (which is what the fallback mode issues). A compiler
+    /// fence in the asymmetric mode.
+    #[inline(always)]
+    pub fn fence_light(&self) {
+        fence::light(self.asymmetric);
+    }
+
+    /// The expensive half of the pair (see [`fence_light`](Self::fence_light)): a
+    /// process-wide `membarrier` in the asymmetric mode, `fence(SeqCst)` in the fallback.
+    pub fn fence_heavy(&self) {
+        fence::heavy(self.asymmetric);
+    }
+
     fn list(&self, index: usize) -> &RetiredList {
         let (seg, off) = locate(index);
         // Acquire: pairs with the Release CAS in `alloc_segment`.
@@ -255,7 +296,7 @@ impl Domain {
         };
         // Safety: `node` was just allocated and is a chain of one.
         unsafe { list.push(node, node) };
-        if list.len() >= self.threshold() as u64 {
+        if list.len() >= self.threshold() as u64 && !SCANNING.with(Cell::get) {
             self.scan();
         }
     }
@@ -294,7 +335,12 @@ impl Domain {
     }
 
     /// One pass: takes every list, frees what is unprotected, puts the rest back.
+    ///
+    /// Objects that reclaiming retires in turn (cascades) are queued for the next scan: a
+    /// retire during a scan never starts a nested one (on this thread), so a cascade of any
+    /// length uses constant stack.
     fn scan(&self) -> usize {
+        let _scanning = ScanGuard::enter();
         // 1. Take the lists *before* the barrier: everything taken was unlinked before its
         //    Release push, hence before our Acquire take, hence before the barrier.
         let mut taken: Vec<(&RetiredList, *mut Retired)> = Vec::new();

@@ -1,0 +1,344 @@
+//! Read-only snapshots, and the iteration and exact size built on them.
+//!
+//! Everything reachable from a snapshot's root is *frozen*: its INodes belong to generations
+//! that can no longer commit a write (a GCAS of theirs that is still pending is failed by the
+//! first reader that meets it), and every node is held by a counted reference from the
+//! snapshot's side. So a reader of a snapshot needs a hazard pointer only for the moment of
+//! reading an INode's main node (to decide a pending GCAS); everything it reaches after that
+//! stays alive as long as the snapshot does, and it never restarts.
+
+use crate::map::Ref;
+use crate::node::{acquire_ref, fresh_gen, slot, Branch, INode, Kind, Leaf, Main, BITS};
+use crate::raw::{frozen_size, gcas_read, release_tree, Decide, Inner, Release};
+use crate::Hamt;
+use hazard::{Domain, HazardPointer};
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::iter::FusedIterator;
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::Arc;
+
+/// A read-only snapshot of a [`Hamt`]: the map's contents at one instant, frozen.
+///
+/// Taken in O(1) by [`Hamt::read_only_snapshot`], whatever the size of the map, without
+/// blocking writers; it shares the map's nodes, and the map copies a path of nodes lazily on
+/// its first write below each shared node. Reads of a snapshot return plain references (no
+/// hazard pointer per entry, no retry), and [`len`](Self::len) is exact.
+///
+/// Cloning a `Snapshot` is cheap (another handle on the same frozen contents). Memory: a
+/// snapshot keeps alive every entry it contains, including entries that the map has since
+/// removed or replaced, until the last handle on it is dropped.
+///
+/// ```
+/// let map = concurrent_hamt::Hamt::new();
+/// map.insert(1, "one");
+/// let snap = map.read_only_snapshot();
+/// map.insert(2, "two");
+/// map.remove(&1);
+/// assert_eq!(snap.len(), 1);
+/// assert_eq!(snap.get(&1), Some(&"one"));
+/// assert!(snap.get(&2).is_none());
+/// ```
+pub struct Snapshot<K, V, S = RandomState> {
+    inner: Arc<Frozen<K, V, S>>,
+}
+
+/// The state behind a snapshot's handles.
+struct Frozen<K, V, S> {
+    /// The root INode (one counted reference), frozen.
+    root: *mut INode,
+    hasher: S,
+    domain: Arc<Domain>,
+    _marker: PhantomData<(K, V)>,
+}
+
+// Safety: as for the map (`raw::Inner`): keys and values are read from any thread holding a
+// handle, and dropped by whichever thread frees them.
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Send> Send for Frozen<K, V, S> {}
+// Safety: as above; `&Frozen` exposes `&S`.
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for Frozen<K, V, S> {}
+
+impl<K, V, S> Drop for Frozen<K, V, S> {
+    fn drop(&mut self) {
+        // Safety: the snapshot's reference on its root, given up once; the last handle is
+        // gone, so no reader of this snapshot remains.
+        unsafe { release_tree::<K, V>(self.root, ptr::null_mut(), &self.domain, Release::Last) };
+    }
+}
+
+impl<K, V, S> Snapshot<K, V, S> {
+    /// A snapshot of the frozen trie below `root` (whose reference it takes).
+    pub(crate) fn new(root: *mut INode, hasher: S, domain: Arc<Domain>) -> Self {
+        Snapshot {
+            inner: Arc::new(Frozen {
+                root,
+                hasher,
+                domain,
+                _marker: PhantomData,
+            }),
+        }
+    }
+
+    /// The committed main node of the root.
+    fn root_main(&self, guard: &mut HazardPointer<'_>) -> *mut Main {
+        // Safety: the snapshot holds its root.
+        unsafe { gcas_read(self.inner.root, guard, Decide::Frozen, &self.inner.domain) }
+    }
+
+    /// The number of entries: exact, since the contents never change.
+    ///
+    /// The first call counts them (O(n), minus subtrees counted before: sizes are cached in
+    /// the frozen nodes, which later snapshots share); later calls are O(1).
+    pub fn len(&self) -> usize {
+        let mut guard = HazardPointer::new(&self.inner.domain);
+        let m = self.root_main(&mut guard);
+        // Safety: frozen, and kept alive by the snapshot.
+        unsafe { frozen_size(m, &mut guard, &self.inner.domain) }
+    }
+
+    /// Whether the snapshot has no entries.
+    pub fn is_empty(&self) -> bool {
+        let mut guard = HazardPointer::new(&self.inner.domain);
+        let m = self.root_main(&mut guard);
+        // Safety: frozen and alive. (The root is a CNode: never a tomb.)
+        unsafe { (*m).len() == 0 }
+    }
+
+    /// The hasher.
+    pub fn hasher(&self) -> &S {
+        &self.inner.hasher
+    }
+
+    /// An iterator over the entries, in hash order.
+    pub fn iter(&self) -> SnapshotIter<'_, K, V> {
+        SnapshotIter {
+            // Safety: the snapshot holds its root for as long as the iterator borrows it.
+            raw: unsafe { RawIter::new(self.inner.root, &self.inner.domain) },
+            _marker: PhantomData,
+        }
+    }
+
+    /// A writable map that starts with this snapshot's contents, in O(1) (see
+    /// [`Hamt::snapshot`]). The snapshot is unchanged by its writes.
+    pub fn to_map(&self) -> Hamt<K, V, S>
+    where
+        S: Clone,
+    {
+        let mut guard = HazardPointer::new(&self.inner.domain);
+        let m = self.root_main(&mut guard);
+        // Two references: the new root's, and the new map's base (see `Inner`). `m` is held
+        // by the snapshot's root, so its count is above zero.
+        // Safety: alive.
+        acquire_ref(unsafe { &(*m).rc }, 2);
+        let root = INode::new(m, fresh_gen());
+        Hamt::from_inner(Inner::new_sharing(
+            root,
+            self.inner.hasher.clone(),
+            m,
+            Arc::clone(&self.inner.domain),
+        ))
+    }
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> Snapshot<K, V, S> {
+    /// The value of `key`, if present in the snapshot.
+    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_key_value(key).map(|(_, v)| v)
+    }
+
+    /// The key and value of `key`, if present in the snapshot.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.inner.hasher.hash_one(key);
+        let mut guard = HazardPointer::new(&self.inner.domain);
+        let mut inode = self.inner.root;
+        let mut level = 0;
+        let matches = |b: Branch| {
+            // Safety: frozen and kept alive by the snapshot.
+            let leaf = unsafe { &*b.as_leaf::<K, V>() };
+            (leaf.hash == hash && leaf.key.borrow() == key).then_some((&leaf.key, &leaf.value))
+        };
+        loop {
+            // Safety: `inode` is frozen and kept alive by the snapshot.
+            let m = unsafe { gcas_read(inode, &mut guard, Decide::Frozen, &self.inner.domain) };
+            // Safety: as above.
+            let main = unsafe { &*m };
+            match main.kind() {
+                Kind::CNode => {
+                    let bit = 1 << slot(hash, level);
+                    if main.bitmap() & bit == 0 {
+                        return None;
+                    }
+                    let b = main.entries()[main.index(bit)];
+                    if b.is_leaf() {
+                        return matches(b);
+                    }
+                    inode = b.as_inode();
+                    level += BITS;
+                }
+                Kind::Tomb => {
+                    let b = main.entries()[0];
+                    return if b.is_none() { None } else { matches(b) };
+                }
+                Kind::List => return main.entries().iter().find_map(|&b| matches(b)),
+            }
+        }
+    }
+
+    /// Whether `key` is present in the snapshot.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_key_value(key).is_some()
+    }
+}
+
+impl<K, V, S> Clone for Snapshot<K, V, S> {
+    /// Another handle on the same snapshot.
+    fn clone(&self) -> Self {
+        Snapshot {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for Snapshot<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'a, K, V, S> IntoIterator for &'a Snapshot<K, V, S> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = SnapshotIter<'a, K, V>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// A depth-first walk of a frozen trie, in array order (which is hash order: slots are
+/// taken from the hash's lowest bits first, and a CNode's array is in slot order).
+struct RawIter<'d> {
+    domain: &'d Domain,
+    guard: HazardPointer<'d>,
+    /// The main nodes of the path, each with the next array index to visit.
+    stack: Vec<(*const Main, usize)>,
+}
+
+impl<'d> RawIter<'d> {
+    /// # Safety
+    /// 1. `root` is frozen, and kept alive (with everything below it) for as long as the
+    ///    iterator exists.
+    unsafe fn new(root: *mut INode, domain: &'d Domain) -> Self {
+        let mut guard = HazardPointer::new(domain);
+        // Safety: 1.
+        let m = unsafe { gcas_read(root, &mut guard, Decide::Frozen, domain) };
+        RawIter {
+            domain,
+            guard,
+            stack: vec![(m, 0)],
+        }
+    }
+
+    /// The next leaf (alive as long as the frozen trie is).
+    fn next_leaf<K, V>(&mut self) -> Option<*const Leaf<K, V>> {
+        loop {
+            let (m, i) = self.stack.last_mut()?;
+            // Safety: frozen and alive (`new`'s contract).
+            let main = unsafe { &**m };
+            let Some(&b) = main.entries().get(*i) else {
+                self.stack.pop();
+                continue;
+            };
+            *i += 1;
+            if b.is_none() {
+                continue;
+            }
+            if b.is_leaf() {
+                return Some(b.as_leaf::<K, V>());
+            }
+            // Safety: as above.
+            let child =
+                unsafe { gcas_read(b.as_inode(), &mut self.guard, Decide::Frozen, self.domain) };
+            self.stack.push((child, 0));
+        }
+    }
+}
+
+/// An iterator over a [`Snapshot`]'s entries, yielding `(&K, &V)`.
+pub struct SnapshotIter<'a, K, V> {
+    raw: RawIter<'a>,
+    _marker: PhantomData<&'a (K, V)>,
+}
+
+impl<'a, K, V> Iterator for SnapshotIter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let leaf = self.raw.next_leaf::<K, V>()?;
+        // Safety: the snapshot, borrowed for 'a, keeps the leaf alive.
+        let leaf = unsafe { &*leaf };
+        Some((&leaf.key, &leaf.value))
+    }
+}
+
+impl<K, V> FusedIterator for SnapshotIter<'_, K, V> {}
+
+/// An iterator over a [`Hamt`]'s entries as of the call to [`Hamt::iter`], yielding a
+/// [`Ref`] for each.
+pub struct Iter<'a, K, V> {
+    raw: RawIter<'a>,
+    /// The read-only snapshot iterated (one counted reference on its root).
+    root: *mut INode,
+    domain: &'a Arc<Domain>,
+    _marker: PhantomData<&'a (K, V)>,
+}
+
+impl<'a, K, V> Iter<'a, K, V> {
+    /// Iterates the frozen trie below `root` (whose reference it takes).
+    pub(crate) fn new(root: *mut INode, domain: &'a Arc<Domain>) -> Self {
+        Iter {
+            // Safety: the iterator holds the root until dropped.
+            raw: unsafe { RawIter::new(root, domain) },
+            root,
+            domain,
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = Ref<'a, K, V>;
+
+    fn next(&mut self) -> Option<Ref<'a, K, V>> {
+        let leaf = self.raw.next_leaf::<K, V>()?;
+        let mut guard = HazardPointer::new(self.domain);
+        // No validation needed: the leaf is alive now (the snapshot holds it), and it can be
+        // retired only after every holder let go, ours included, which happens after this.
+        guard.publish(leaf.cast_mut());
+        Some(Ref::new(guard, leaf))
+    }
+}
+
+impl<K, V> FusedIterator for Iter<'_, K, V> {}
+
+impl<K, V> Drop for Iter<'_, K, V> {
+    fn drop(&mut self) {
+        // Safety: our reference on the snapshot's root, given up once. Lazily: dropping an
+        // iterator should not run user `Drop`s of unrelated entries (nor their panics).
+        unsafe { release_tree::<K, V>(self.root, ptr::null_mut(), self.domain, Release::Lazy) };
+    }
+}
