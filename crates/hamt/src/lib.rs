@@ -38,11 +38,14 @@
 //! | [`compare_exchange`](Hamt::compare_exchange) | `Ok(new entry)` or `Err(present entry)` |
 //! | [`update`](Hamt::update) | the entry stored (closure may run more than once) |
 //! | [`len`](Hamt::len), [`is_empty`](Hamt::is_empty) | O(1) count, exact at rest |
-//! | [`iter`](Hamt::iter), [`clear`](Hamt::clear) | a walk of the live map / removal of what it sees |
+//! | [`iter`](Hamt::iter) | the entries as of the call (a read-only snapshot) |
+//! | [`clear`](Hamt::clear) | atomic removal of everything |
+//! | [`read_only_snapshot`](Hamt::read_only_snapshot) | a frozen [`Snapshot`], O(1), exact `len` |
+//! | [`snapshot`](Hamt::snapshot) | an independent writable copy, O(1) |
 //!
-//! Every write is one compare-and-swap of an indirection node's pointer, retried (after an
-//! adaptive back-off) when another thread wins; no operation ever takes a lock or waits for
-//! another thread.
+//! Every write is one compare-and-swap of an indirection node's pointer (committed by a
+//! second one, see [Snapshots](#snapshots)), retried (after an adaptive back-off) when another
+//! thread wins; no operation ever takes a lock or waits for another thread.
 //!
 //! # Consistency
 //!
@@ -55,16 +58,13 @@
 //!   with respect to that value.
 //! - **`len`** is a sum of per-thread counters, exact whenever no write is in flight and
 //!   otherwise off by at most the writes in flight. For an exact count under concurrent writes
-//!   you need a consistent view of the whole map, which this version does not offer yet
-//!   (snapshots are planned).
-//! - **`iter`** walks the live map without blocking anyone. An entry present for the whole
-//!   iteration is yielded exactly once; one inserted or removed during it may or may not be; a
-//!   value replaced during it is seen either before or after; no key is yielded twice (except
-//!   for a key with a fully colliding hash removed and re-inserted meanwhile: see
-//!   [`Hamt::iter`]).
-//!   It is not a snapshot: two entries changed together by another thread may be seen one old,
-//!   one new. The order is the hash order (stable for a map that does not change).
-//! - **`clear`** removes, one by one, the entries its iteration sees; it is not atomic.
+//!   take a [`read_only_snapshot`](Hamt::read_only_snapshot): its [`len`](Snapshot::len) is
+//!   exact.
+//! - **Snapshots, `iter` and `clear` are linearizable too**: a snapshot (and the one `iter`
+//!   takes) holds exactly the entries present at one instant between the call and its
+//!   return, so two entries changed together by another thread are seen both old or both
+//!   new; `clear` removes everything present at one instant. The order of iteration is the
+//!   hash order.
 //!
 //! # Memory
 //!
@@ -75,11 +75,67 @@
 //! empty map's size. Dropping the last handle frees everything, iteratively (no recursion, so
 //! no stack overflow on large or deep tries).
 //!
+//! Snapshots and the map share nodes; a shared node is freed when the last map or snapshot
+//! that reaches it lets go (see [Snapshots](#snapshots)).
+//!
 //! **On which thread `Drop` runs**: a key or value removed or replaced by a write is dropped by
 //! whichever thread's scan finds it unprotected (often a later writer on another thread, or
 //! the thread that calls `reclaim`); values still in the map when the last handle is dropped
 //! are dropped by that thread. This is why `Hamt` is `Send`/`Sync` only when `K` and `V` are
 //! `Send + Sync`.
+//!
+//! # Snapshots
+//!
+//! [`Hamt::read_only_snapshot`] and [`Hamt::snapshot`] are the Ctrie's O(1) snapshots: they
+//! never copy the map and never block writers. Each map has a *generation* (its root's);
+//! taking a snapshot swaps the root for a new one of a new generation that shares the old
+//! root's contents (an RDCSS: the swap happens only if the root's contents did not change
+//! meanwhile). From then on the nodes of the old generation are frozen: a write that reaches
+//! one first copies it into the new generation (one node per level on its path, once), and a
+//! write that was about to change an old node when the snapshot happened fails and retries
+//! (each write is a GCAS: it commits only if the root's generation is still the one it
+//! started in).
+//!
+//! **Costs.**
+//! - Taking a snapshot: one or two small allocations and a few atomic operations, whatever
+//!   the size (see `BENCHMARKS.md` for measured latencies).
+//! - The writes that follow pay for it: the first write below each shared node copies it
+//!   (up to 32 pointers, counting each kept child once). A snapshot followed by random writes
+//!   copies the top of the trie quickly, and then each write copies its remaining path.
+//!   Taking a snapshot on a hot path (or calling `iter` in a loop) keeps writers copying.
+//! - Reads of the live map are not slowed by snapshots; reads of a snapshot are cheaper than
+//!   the map's (no hazard pointer per node, no retries).
+//! - With no snapshot ever taken, the machinery costs every write a second CAS (the GCAS
+//!   commit) and a few loads; every node carries a generation and a reference count, and
+//!   nodes are shared without counting while they stay in one generation.
+//! - [`Snapshot::len`] is exact: the first call counts the entries, caching subtree sizes in
+//!   the frozen nodes, which later snapshots share; later calls are O(1).
+//!
+//! **Consistency.** A snapshot never changes after it is taken; a writable snapshot and its
+//! origin are independent maps from then on (writes to either never show in the other), and
+//! either can be snapshotted again. Iterating a snapshot yields exactly its entries, once
+//! each.
+//!
+//! **Memory.** Nodes that several generations reach are reference-counted (a node counts the
+//! nodes that hold it); nodes that stay inside one generation are handed from copy to copy
+//! without touching counts, so the common path pays nothing for the sharing. A shared node is
+//! retired when its count reaches zero, and freed once no reader protects it. So a snapshot
+//! keeps alive every entry it holds, including entries the map has since removed or
+//! replaced: a long-lived snapshot of a map that is rewritten holds a second copy of the
+//! data, until it is dropped. The [`Snapshot`] iterator and `get` return plain references
+//! that live as long as the snapshot. Dropping every map and snapshot frees everything.
+//!
+//! ```
+//! use concurrent_hamt::Hamt;
+//!
+//! let map: Hamt<u32, u32> = (0..100).map(|i| (i, i)).collect();
+//! let frozen = map.read_only_snapshot();
+//! let copy = map.snapshot();
+//! map.clear();
+//! copy.insert(100, 100);
+//! assert_eq!((map.len(), frozen.len(), copy.len()), (0, 100, 101));
+//! assert_eq!(frozen.iter().map(|(k, _)| *k).sum::<u32>(), (0..100).sum());
+//! ```
 //!
 //! # Error policy
 //!

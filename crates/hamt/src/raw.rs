@@ -200,6 +200,14 @@ unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, doma
     }
     // Safety: protected and validated.
     let d = unsafe { &*desc };
+    // The old root too: its installer lets go of it once the root no longer holds the
+    // descriptor, so the same validation covers it.
+    let mut old_guard = HazardPointer::new(domain);
+    old_guard.publish(d.old);
+    // Acquire: as above.
+    if root.load(Acquire) != tagged {
+        return;
+    }
     // Acquire: pairs with the AcqRel decision below.
     let mut state = d.state.load(Acquire);
     if state == PENDING {
@@ -208,8 +216,7 @@ unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, doma
         } else {
             let mut main_guard = HazardPointer::new(domain);
             let how = Decide::Live { root, start: d.old };
-            // Safety: the old root is alive while the descriptor holds it (its installer
-            // protects it), and so is the descriptor (protected).
+            // Safety: the old root and the descriptor are protected (validated above).
             let m = unsafe { gcas_read(d.old, &mut main_guard, how, domain) };
             loom_sc_fence();
             // SeqCst: the load half of the snapshot's store-buffering pair (module docs).
