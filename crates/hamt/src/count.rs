@@ -33,10 +33,15 @@ impl Counter {
     pub(crate) fn new() -> Self {
         // Twice the parallelism, rounded to a power of two, at most 64: few collisions
         // between threads, and a small map stays small (a stripe is a cache line).
-        let n = std::thread::available_parallelism()
-            .map_or(4, |n| n.get() * 2)
-            .next_power_of_two()
-            .min(64);
+        // Asked once per process: `available_parallelism` reads cgroup files (microseconds),
+        // and a writable snapshot makes a new counter.
+        static STRIPES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let n = *STRIPES.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(4, |n| n.get() * 2)
+                .next_power_of_two()
+                .min(64)
+        });
         Counter {
             stripes: (0..n)
                 .map(|_| CachePadded::new(AtomicIsize::new(0)))

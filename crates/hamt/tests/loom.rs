@@ -1,11 +1,15 @@
 //! loom models of the trie's CAS steps: insert against remove against contraction (tomb and
-//! parent cleaning), on two or three keys that share a subtree, with a concurrent reader.
-//! Runs on the hazard crate's fallback fence (see its `fence` module).
+//! parent cleaning), on two or three keys that share a subtree, with a concurrent reader;
+//! and the snapshot steps: a write's GCAS (below the root and at the root) against a
+//! concurrent snapshot's root swap, and two snapshots' RDCSS root swaps against an insert.
+//! Runs on the hazard crate's fallback fence (see its `fence` module). The maps' domains scan
+//! only where a model calls `reclaim` (see `raw::new_domain`): the scan protocol is proven by
+//! the hazard crate's models; here one scan per model runs against the trie's operations.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p concurrent-hamt --test loom --release`
 #![cfg(loom)]
 
-use concurrent_hamt::Hamt;
+use concurrent_hamt::{Hamt, Snapshot};
 use loom::sync::atomic::AtomicUsize;
 use loom::sync::Arc;
 use loom::thread;
@@ -42,7 +46,13 @@ impl BuildHasher for Identity {
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 100_000;
-    builder.check(f);
+    static ITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    ITERS.store(0, Relaxed);
+    builder.check(move || {
+        ITERS.fetch_add(1, Relaxed);
+        f()
+    });
+    eprintln!("TEMP iterations: {}", ITERS.load(Relaxed));
 }
 
 /// A value that counts its drops, to check that nothing is freed twice or leaked.
@@ -82,6 +92,8 @@ fn insert_against_remove_and_contraction() {
             })
         };
         assert_eq!(map.get(&A).map(|r| r.0), Some(10), "A is never lost");
+        // One scan, concurrent with the writers (the model's domain scans only when asked).
+        map.reclaim();
         remover.join().unwrap();
         inserter.join().unwrap();
         let mut keys: Vec<u64> = map.iter().map(|r| *r.key()).collect();
@@ -108,7 +120,13 @@ fn concurrent_removals_contract_once() {
             .into_iter()
             .map(|k| {
                 let map = map.clone();
-                thread::spawn(move || assert_eq!(map.remove(&k).map(|r| r.0), Some(k)))
+                thread::spawn(move || {
+                    assert_eq!(map.remove(&k).map(|r| r.0), Some(k));
+                    if k == B {
+                        // A scan concurrent with the other removal.
+                        map.reclaim();
+                    }
+                })
             })
             .collect();
         for r in removers {
@@ -138,5 +156,215 @@ fn updates_on_one_key_sum_exactly() {
             t.join().unwrap();
         }
         assert_eq!(map.get(&A).map(|r| *r), Some(2));
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots
+
+/// Keys alone in their root slots (2 and 3): writes to them GCAS the root INode's main node.
+const D: u64 = 2;
+const E: u64 = 3;
+
+type Map = Hamt<u64, Counted, Identity>;
+
+/// The keys of a read-only snapshot, sorted; checks that each value is its key's and that
+/// `len` agrees with `iter`.
+fn snapshot_keys(snap: &Snapshot<u64, Counted, Identity>) -> Vec<u64> {
+    let mut keys: Vec<u64> = snap
+        .iter()
+        .map(|(k, v)| {
+            assert_eq!(v.0, *k, "the snapshot's value of key {k}");
+            *k
+        })
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        snap.len(),
+        keys.len(),
+        "the snapshot's len against its iter"
+    );
+    keys
+}
+
+/// The keys of a map, sorted (through `Hamt::iter`, itself a snapshot).
+fn map_keys(map: &Map) -> Vec<u64> {
+    let mut keys: Vec<u64> = map.iter().map(|r| *r.key()).collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// A map holding `keys`, each with its own value.
+fn map_of(keys: &[u64], drops: &Arc<AtomicUsize>) -> Map {
+    let map = Hamt::with_hasher(Identity);
+    for &k in keys {
+        map.insert(k, Counted(k, drops.clone()));
+    }
+    map
+}
+
+/// GCAS against a concurrent snapshot: a thread runs `write` on a map holding `before`
+/// (leaving `after`, having created `created` values), while the main thread takes a
+/// read-only snapshot and reads it twice. The snapshot holds `before` or `after`, the same
+/// on every read, also after the join; the map holds `after`; every value is dropped exactly
+/// once when the map and the snapshot are dropped (the snapshot last if `snapshot_last`).
+fn write_against_snapshot(
+    before: &'static [u64],
+    write: fn(&Map, &Arc<AtomicUsize>),
+    after: &'static [u64],
+    created: usize,
+    snapshot_last: bool,
+) {
+    model(move || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(before, &drops);
+        let writer = {
+            let (map, drops) = (map.clone(), drops.clone());
+            thread::spawn(move || write(&map, &drops))
+        };
+        let snap = map.read_only_snapshot();
+        let seen = snapshot_keys(&snap);
+        assert!(
+            seen == before || seen == after,
+            "the snapshot holds {seen:?}: neither {before:?} (before the write) nor {after:?}"
+        );
+        assert_eq!(
+            snapshot_keys(&snap),
+            seen,
+            "the snapshot changed between two reads"
+        );
+        writer.join().unwrap();
+        assert_eq!(
+            snapshot_keys(&snap),
+            seen,
+            "the snapshot changed after the join"
+        );
+        assert_eq!(map_keys(&map), after, "the map after the write");
+        assert_eq!(map.len(), after.len());
+        if snapshot_last {
+            drop(map);
+            assert_eq!(
+                snapshot_keys(&snap),
+                seen,
+                "the snapshot after the map is dropped"
+            );
+            drop(snap);
+        } else {
+            drop(snap);
+            assert_eq!(
+                map_keys(&map),
+                after,
+                "the map after the snapshot is dropped"
+            );
+            drop(map);
+        }
+        assert_eq!(
+            drops.load(Relaxed),
+            before.len() + created,
+            "every value dropped exactly once"
+        );
+    });
+}
+
+/// GCAS below the root against a snapshot: A and B share a subtree (a non-root INode);
+/// inserting C writes that INode's main node (after copying the path into the new
+/// generation, if the snapshot's root swap came first). The snapshot is dropped last.
+#[test]
+fn gcas_below_the_root_against_a_snapshot() {
+    write_against_snapshot(
+        &[A, B],
+        |map, drops| assert!(map.insert(C, Counted(C, drops.clone())).is_none()),
+        &[A, B, C],
+        1,
+        true,
+    );
+}
+
+/// As above with a removal: removing B leaves A alone below the root, so the subtree's
+/// INode becomes a tomb and the root's slot is cleaned (GCAS at both levels). The map is
+/// dropped last.
+#[test]
+fn removal_and_contraction_against_a_snapshot() {
+    write_against_snapshot(
+        &[A, B],
+        |map, _| assert_eq!(map.remove(&B).map(|r| r.0), Some(B)),
+        &[A],
+        0,
+        false,
+    );
+}
+
+/// GCAS of the root INode's main node (D has a root slot of its own) against the
+/// snapshot's RDCSS on the root pointer. The snapshot is dropped last.
+#[test]
+fn gcas_at_the_root_against_a_snapshot() {
+    write_against_snapshot(
+        &[A],
+        |map, drops| assert!(map.insert(D, Counted(D, drops.clone())).is_none()),
+        &[A, D],
+        1,
+        true,
+    );
+}
+
+/// RDCSS on the root: one thread takes a writable snapshot and writes E into it, another
+/// takes a read-only snapshot, while the main thread inserts D into the map. Each snapshot
+/// holds the map before or after the insert (the writable one, plus E, on every read); the
+/// map never shows E; every value is dropped exactly once once the map and both snapshots
+/// are dropped.
+#[test]
+fn two_snapshots_against_an_insert() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(&[A], &drops);
+        let writable = {
+            let (map, drops) = (map.clone(), drops.clone());
+            thread::spawn(move || {
+                let copy = map.snapshot();
+                let had_d = copy.contains_key(&D);
+                assert!(copy.contains_key(&A), "the writable snapshot lost A");
+                assert!(copy.insert(E, Counted(E, drops)).is_none());
+                assert_eq!(
+                    copy.contains_key(&D),
+                    had_d,
+                    "the writable snapshot changed"
+                );
+                assert_eq!(copy.get(&E).map(|r| r.0), Some(E));
+                (copy, had_d)
+            })
+        };
+        let frozen = {
+            let map = map.clone();
+            thread::spawn(move || {
+                let snap = map.read_only_snapshot();
+                let seen = snapshot_keys(&snap);
+                assert!(
+                    seen == [A] || seen == [A, D],
+                    "the read-only snapshot holds {seen:?}"
+                );
+                (snap, seen)
+            })
+        };
+        assert!(map.insert(D, Counted(D, drops.clone())).is_none());
+        let (copy, had_d) = writable.join().unwrap();
+        let (snap, seen) = frozen.join().unwrap();
+        assert_eq!(map_keys(&map), [A, D], "the map after the insert");
+        assert_eq!(snapshot_keys(&snap), seen, "the read-only snapshot changed");
+        let expected: &[u64] = if had_d { &[A, D, E] } else { &[A, E] };
+        assert_eq!(map_keys(&copy), expected, "the writable snapshot");
+        assert_eq!(copy.len(), expected.len(), "the writable snapshot's len");
+        drop(map);
+        assert_eq!(
+            snapshot_keys(&snap),
+            seen,
+            "the read-only snapshot after the map went"
+        );
+        drop(copy);
+        drop(snap);
+        assert_eq!(
+            drops.load(Relaxed),
+            3,
+            "every value (A, D, E) dropped exactly once"
+        );
     });
 }

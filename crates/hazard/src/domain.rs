@@ -127,6 +127,8 @@ pub struct Domain {
     /// For objects retired by a thread whose thread-locals are already destroyed.
     orphans: CachePadded<RetiredList>,
     asymmetric: bool,
+    /// The least scan threshold (see [`RETIRE_THRESHOLD_MIN`]).
+    threshold_min: usize,
 }
 
 /// A snapshot of a domain's counters, from [`Domain::stats`].
@@ -178,7 +180,20 @@ impl Domain {
             segments: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             orphans: CachePadded::new(RetiredList::default()),
             asymmetric,
+            threshold_min: RETIRE_THRESHOLD_MIN,
         }
+    }
+
+    /// A domain (with the system's fence mode) whose threads scan once their retired list
+    /// holds `min` objects (or twice the number of hazard records, if more), instead of
+    /// [`RETIRE_THRESHOLD_MIN`]. A larger threshold batches more work per scan and leaves
+    /// more garbage; `usize::MAX` leaves reclamation to [`reclaim`](Self::reclaim) and to
+    /// dropping the domain (data structures' loom models use it, so that scans happen where
+    /// the model puts them rather than after every other retire).
+    pub fn with_retire_threshold(min: usize) -> Self {
+        let mut domain = Self::new();
+        domain.threshold_min = min.max(1);
+        domain
     }
 
     /// Whether this domain's readers rely on the reclaimer's `membarrier`.
@@ -253,9 +268,9 @@ impl Domain {
     /// The current scan threshold.
     fn threshold(&self) -> usize {
         if LOOM {
-            RETIRE_THRESHOLD_MIN
+            self.threshold_min
         } else {
-            RETIRE_THRESHOLD_MIN.max(2 * registry().records_allocated())
+            self.threshold_min.max(2 * registry().records_allocated())
         }
     }
 
