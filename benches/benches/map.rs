@@ -45,8 +45,9 @@
 
 use benches::maps::{Kind, Seq, StdSeq};
 use benches::plot::{self, Group};
+use benches::report::{cpu_probe, machine, other_load, Samples};
 use benches::with_map;
-use benches::workload::{self, median, Mix, Plan, SeqOp, SeqResult, Workload};
+use benches::workload::{self, Plan, SeqOp, SeqResult, Workload};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -70,68 +71,6 @@ struct Config {
     out_dir: PathBuf,
 }
 
-fn workloads(quick: bool) -> Vec<Workload> {
-    // Key space 2^20 in a full run, 2^17 with --quick. Operation counts are chosen so that a
-    // trial of the fastest maps takes ~0.2-0.4 s here; the slowest take up to ~2 s.
-    let log2 = if quick { 17 } else { 20 };
-    let read_heavy = Mix {
-        read: 98,
-        insert: 1,
-        remove: 1,
-        update: 0,
-    };
-    let exchange = Mix {
-        read: 10,
-        insert: 40,
-        remove: 40,
-        update: 10,
-    };
-    let rapid_grow = Mix {
-        read: 5,
-        insert: 80,
-        remove: 5,
-        update: 10,
-    };
-    vec![
-        Workload {
-            name: "ReadHeavy",
-            id: "readheavy",
-            mix: read_heavy,
-            capacity_log2: log2,
-            prefill: 0.75,
-            ops: 2.0,
-            hint: false,
-        },
-        Workload {
-            name: "Exchange",
-            id: "exchange",
-            mix: exchange,
-            capacity_log2: log2,
-            prefill: 0.75,
-            ops: 1.5,
-            hint: false,
-        },
-        Workload {
-            name: "RapidGrow",
-            id: "rapidgrow",
-            mix: rapid_grow,
-            capacity_log2: log2,
-            prefill: 0.0,
-            ops: 1.0,
-            hint: false,
-        },
-        Workload {
-            name: "RapidGrow (capacity hint)",
-            id: "rapidgrow_hint",
-            mix: rapid_grow,
-            capacity_log2: log2,
-            prefill: 0.0,
-            ops: 1.0,
-            hint: true,
-        },
-    ]
-}
-
 fn config() -> Config {
     let args: Vec<String> = std::env::args().collect();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -145,7 +84,7 @@ fn config() -> Config {
         let ids: Vec<&str> = list.split(',').map(str::trim).collect();
         maps.retain(|k| *k == Kind::Dashmap || ids.contains(&k.id()));
     }
-    let mut workloads = workloads(quick);
+    let mut workloads = workload::standard(quick);
     if let Some(list) = env("MAP_BENCH_WORKLOADS") {
         let ids: Vec<&str> = list.split(',').map(str::trim).collect();
         workloads.retain(|w| ids.contains(&w.id));
@@ -263,142 +202,6 @@ fn seq_run(kind: SeqKind, n: usize, order: &[u32], target: usize) -> SeqResult {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Other load on the machine: CPU time used by everything but this process (and its memory
-// children) while a part ran, from /proc/stat and /proc/self/stat.
-
-#[derive(Clone, Copy)]
-struct CpuProbe {
-    at: Instant,
-    busy_all: u64,
-    busy_self: u64,
-}
-
-fn cpu_probe() -> CpuProbe {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy_all = if f.len() >= 8 {
-        f[0] + f[1] + f[2] + f[5] + f[6] + f[7]
-    } else {
-        0
-    };
-    let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = me.rsplit_once(')').map_or("", |(_, r)| r);
-    // After the command name: state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt,
-    // cminflt, majflt, cmajflt, utime, stime, cutime, cstime, ...
-    let g: Vec<i64> = after
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let busy_self = if g.len() >= 14 {
-        (g[10] + g[11] + g[12] + g[13]).max(0) as u64
-    } else {
-        0
-    };
-    CpuProbe {
-        at: Instant::now(),
-        busy_all,
-        busy_self,
-    }
-}
-
-/// Average number of CPUs kept busy by other processes between two probes.
-fn other_load(a: CpuProbe, b: CpuProbe) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let other = (b.busy_all.saturating_sub(a.busy_all)) as f64
-        - (b.busy_self.saturating_sub(a.busy_self)) as f64;
-    (other.max(0.0) / hz) / (b.at - a.at).as_secs_f64().max(1e-9)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reporting helpers
-
-#[derive(Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn median(&self) -> f64 {
-        median(&self.0)
-    }
-    /// Half the min-max spread relative to the median, in percent.
-    fn spread_pct(&self) -> f64 {
-        let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = self.0.iter().copied().fold(0.0, f64::max);
-        (max - min) / 2.0 / self.median() * 100.0
-    }
-}
-
-fn sh(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn machine() -> Vec<String> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0 / 1024.0)
-        .unwrap_or(0.0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let caches: Vec<String> = (0..8)
-        .filter_map(|i| {
-            let d = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
-            let level = std::fs::read_to_string(format!("{d}/level")).ok()?;
-            let kind = std::fs::read_to_string(format!("{d}/type")).ok()?;
-            let size = std::fs::read_to_string(format!("{d}/size")).ok()?;
-            (kind.trim() != "Instruction").then(|| format!("L{} {}", level.trim(), size.trim()))
-        })
-        .collect();
-    let rustc = sh("rustc", &["--version"]).unwrap_or_else(|| "rustc unknown".into());
-    let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let git = sh("git", &["-C", dir, "rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "?".into());
-    let dirty = sh(
-        "git",
-        &["-C", dir, "status", "--porcelain", "--untracked-files=no"],
-    )
-    .is_some_and(|s| !s.is_empty());
-    vec![
-        format!(
-            "machine: {model}, {cpus} CPUs ({}), {mem_gib:.1} GiB RAM, Linux {}",
-            caches.join(", "),
-            kernel.trim()
-        ),
-        format!("toolchain: {rustc}, profile bench (opt-level 3)"),
-        format!(
-            "commit: {git}{} on {date}",
-            if dirty {
-                " (with uncommitted changes)"
-            } else {
-                ""
-            }
-        ),
-    ]
-}
-
 fn fmt_mops(s: Option<&Samples>) -> String {
     match s {
         Some(s) if !s.0.is_empty() => format!("{:.2} ±{:.0}%", s.median(), s.spread_pct()),
@@ -423,7 +226,7 @@ fn main() {
     let _ = writeln!(md, "# Map benchmark results\n");
     let _ = writeln!(md, "- command: `{command}`");
     let _ = writeln!(md, "- argv: `{}`", args.join(" "));
-    for l in machine() {
+    for l in machine(env!("CARGO_MANIFEST_DIR"), "profile bench (opt-level 3)") {
         let _ = writeln!(md, "- {l}");
     }
     let _ = writeln!(

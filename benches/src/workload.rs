@@ -146,6 +146,71 @@ impl Workload {
     }
 }
 
+/// The workloads of the `map` benchmark (the three of conc-map-bench, plus RapidGrow with a
+/// capacity hint), on a key space of 2^20, or 2^17 when `quick`. The baseline runner
+/// (`benches/baseline/runner.rs`) takes ReadHeavy and Exchange from here too.
+pub fn standard(quick: bool) -> Vec<Workload> {
+    // Key space 2^20 in a full run, 2^17 with --quick. Operation counts are chosen so that a
+    // trial of the fastest maps takes ~0.2-0.4 s here; the slowest take up to ~2 s.
+    let log2 = if quick { 17 } else { 20 };
+    let read_heavy = Mix {
+        read: 98,
+        insert: 1,
+        remove: 1,
+        update: 0,
+    };
+    let exchange = Mix {
+        read: 10,
+        insert: 40,
+        remove: 40,
+        update: 10,
+    };
+    let rapid_grow = Mix {
+        read: 5,
+        insert: 80,
+        remove: 5,
+        update: 10,
+    };
+    vec![
+        Workload {
+            name: "ReadHeavy",
+            id: "readheavy",
+            mix: read_heavy,
+            capacity_log2: log2,
+            prefill: 0.75,
+            ops: 2.0,
+            hint: false,
+        },
+        Workload {
+            name: "Exchange",
+            id: "exchange",
+            mix: exchange,
+            capacity_log2: log2,
+            prefill: 0.75,
+            ops: 1.5,
+            hint: false,
+        },
+        Workload {
+            name: "RapidGrow",
+            id: "rapidgrow",
+            mix: rapid_grow,
+            capacity_log2: log2,
+            prefill: 0.0,
+            ops: 1.0,
+            hint: false,
+        },
+        Workload {
+            name: "RapidGrow (capacity hint)",
+            id: "rapidgrow_hint",
+            mix: rapid_grow,
+            capacity_log2: log2,
+            prefill: 0.0,
+            ops: 1.0,
+            hint: true,
+        },
+    ]
+}
+
 /// What one thread does in a trial.
 pub struct ThreadPlan {
     /// Thread index (key namespace).

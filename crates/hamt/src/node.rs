@@ -197,10 +197,17 @@ const LEN_MASK: u32 = (1 << 30) - 1;
 /// Tag bit of [`Main::prev`] when the GCAS it records has failed (the paper's `FailedNode`,
 /// without an allocation). Main nodes are 8-aligned.
 pub(crate) const FAILED: usize = 1;
-const _: () = assert!(std::mem::align_of::<Main>() > FAILED);
+/// Tag bit of [`Main::prev`] of a committed main node that caches the size of its (frozen)
+/// subtree in the bits above the tags: the field is otherwise null once committed, so the
+/// cache costs no space.
+pub(crate) const SIZED: usize = 2;
+const _: () = assert!(std::mem::align_of::<Main>() > (FAILED | SIZED));
 
-/// Cached size not computed yet.
-const UNKNOWN_SIZE: usize = usize::MAX;
+/// Whether a [`Main::prev`] value says "committed" (null, or a cached size).
+#[inline(always)]
+pub(crate) fn is_committed(prev: *mut Main) -> bool {
+    prev.is_null() || prev as usize & SIZED != 0
+}
 
 /// An immutable main node: this header, then `len` [`Branch`]es inline.
 #[repr(C)]
@@ -213,12 +220,11 @@ pub(crate) struct Main {
     pub(crate) gen: u64,
     /// GCAS state: null once committed (and for nodes never installed by a GCAS); the main
     /// node this one replaces while the GCAS is pending; that pointer tagged [`FAILED`] once
-    /// it failed.
+    /// it failed. A committed frozen node may cache its subtree's size here instead of null
+    /// (tagged [`SIZED`], see [`Main::cached_size`]).
     pub(crate) prev: AtomicPtr<Main>,
     /// INodes whose committed main node this is (see the module docs).
     pub(crate) rc: AtomicUsize,
-    /// Entries below this node, once computed for a frozen node (see [`Main::cached_size`]).
-    size: AtomicUsize,
     entries: [Branch; 0],
 }
 
@@ -266,7 +272,6 @@ impl Main {
                 gen,
                 prev: AtomicPtr::new(ptr::null_mut()),
                 rc: AtomicUsize::new(1),
-                size: AtomicUsize::new(UNKNOWN_SIZE),
                 entries: [],
             });
             let array = ptr::addr_of_mut!((*p).entries).cast::<Branch>();
@@ -334,18 +339,26 @@ impl Main {
     /// The size cached by [`set_cached_size`](Self::set_cached_size), if any.
     pub(crate) fn cached_size(&self) -> Option<usize> {
         // Relaxed: the value is a deterministic function of a frozen subtree; any thread
-        // that computes it writes the same number.
-        match self.size.load(Relaxed) {
-            UNKNOWN_SIZE => None,
-            n => Some(n),
-        }
+        // that computes it writes the same number. (The node is committed: its decision was
+        // read with Acquire before we got here.)
+        let p = self.prev.load(Relaxed) as usize;
+        (p & SIZED != 0).then_some(p >> 2)
     }
 
-    /// Caches the number of entries below this node. Only for frozen nodes (reached from a
-    /// read-only snapshot), whose subtree never changes.
+    /// Caches the number of entries below this node. Only for committed frozen nodes
+    /// (reached from a read-only snapshot), whose subtree never changes; sizes too large for
+    /// the field's bits are simply not cached.
     pub(crate) fn set_cached_size(&self, n: usize) {
-        // Relaxed: see `cached_size`.
-        self.size.store(n, Relaxed);
+        if n > usize::MAX >> 2 {
+            return;
+        }
+        // Relaxed: see `cached_size`; from null (committed, no size yet) only.
+        let _ = self.prev.compare_exchange(
+            ptr::null_mut(),
+            (n << 2 | SIZED) as *mut Main,
+            Relaxed,
+            Relaxed,
+        );
     }
 
     /// A collision list of `(leaf, sequence number)` pairs.

@@ -51,9 +51,9 @@
 
 use crate::count::Counter;
 use crate::node::{
-    acquire_ref, acquire_ref_if_live, free_unpublished_chain, fresh_gen, reclaim_inode_bare,
-    reclaim_main, release, release_main, release_unlinked_leaf, slot, Branch, INode, Kind, Leaf,
-    Main, BITS, FAILED,
+    acquire_ref, acquire_ref_if_live, free_unpublished_chain, fresh_gen, is_committed,
+    reclaim_inode_bare, reclaim_main, release, release_main, release_unlinked_leaf, slot, Branch,
+    INode, Kind, Leaf, Main, BITS, FAILED,
 };
 use crate::sync::{loom_sc_fence, AtomicPtr, AtomicUsize};
 use crate::Ref;
@@ -108,6 +108,7 @@ pub(crate) enum Decide<'r> {
 /// # Safety
 /// 1. `inode` is protected by the caller (or otherwise kept alive), and so is `start` in
 ///    `how`.
+#[inline(always)]
 pub(crate) unsafe fn gcas_read(
     inode: *mut INode,
     guard: &mut HazardPointer<'_>,
@@ -119,12 +120,23 @@ pub(crate) unsafe fn gcas_read(
         let m = guard.protect(unsafe { &(*inode).main });
         // Acquire: pairs with the AcqRel CAS that committed `m` (its decision), so that the
         // decision and everything before it are visible. Safety: protected by `guard`.
-        if unsafe { (*m).prev.load(Acquire) }.is_null() {
+        if is_committed(unsafe { (*m).prev.load(Acquire) }) {
             return m;
         }
         // Safety: 1; `m` is protected.
-        unsafe { gcas_decide(inode, m, how, domain) };
+        unsafe { gcas_decide_cold(inode, m, how, domain) };
     }
+}
+
+/// [`gcas_decide`] for readers: out of line, off the hot path.
+///
+/// # Safety
+/// As [`gcas_decide`].
+#[cold]
+#[inline(never)]
+unsafe fn gcas_decide_cold(inode: *mut INode, n: *mut Main, how: Decide<'_>, domain: &Domain) {
+    // Safety: our caller's contract.
+    unsafe { gcas_decide(inode, n, how, domain) };
 }
 
 /// Decides the GCAS that installed `n` in `inode` (if still pending), and if it failed makes
@@ -137,7 +149,7 @@ unsafe fn gcas_decide(inode: *mut INode, n: *mut Main, how: Decide<'_>, domain: 
         // Acquire: pairs with the AcqRel decision CAS below (of whichever thread won it).
         // Safety: 1.
         let p = unsafe { (*n).prev.load(Acquire) };
-        if p.is_null() {
+        if is_committed(p) {
             return true;
         }
         if p as usize & FAILED != 0 {
@@ -437,8 +449,7 @@ pub(crate) struct Written<'a, K, V> {
 }
 
 /// The guards of a traversal: the root it started from, the current INode and its main node,
-/// their parents, a child, and the main node a GCAS installs. Rotated by swapping as the
-/// traversal descends.
+/// their parents, and a child. Rotated by swapping as the traversal descends.
 struct Cursor<'d> {
     root: HazardPointer<'d>,
     inode: HazardPointer<'d>,
@@ -446,7 +457,6 @@ struct Cursor<'d> {
     parent_inode: HazardPointer<'d>,
     parent_main: HazardPointer<'d>,
     child: HazardPointer<'d>,
-    fresh: HazardPointer<'d>,
 }
 
 impl<'d> Cursor<'d> {
@@ -459,7 +469,6 @@ impl<'d> Cursor<'d> {
             parent_inode: HazardPointer::new(domain),
             parent_main: HazardPointer::new(domain),
             child: HazardPointer::new(domain),
-            fresh: HazardPointer::new(domain),
         }
     }
 
@@ -554,14 +563,20 @@ impl Change {
     }
 
     /// The children whose counts this change takes before publishing `new` (and gives back
-    /// if it does not commit).
+    /// if it does not commit): when `old` is shared, every child `new` keeps (and the one it
+    /// pushes down); otherwise only a leaf moved up from a shared tomb.
     fn counted(&self) -> impl Iterator<Item = Branch> + '_ {
         let shared = self.shared();
-        // Safety: `new` is ours until published, and immutable.
-        let kept = unsafe { (*self.new).entries() }
+        let kept: &[Branch] = if shared {
+            // Safety: `new` is ours until published, and immutable.
+            unsafe { (*self.new).entries() }
+        } else {
+            &[]
+        };
+        let kept = kept
             .iter()
             .copied()
-            .filter(move |&b| shared && b != self.fresh && !b.is_none());
+            .filter(move |&b| b != self.fresh && !b.is_none());
         let pushed = Some(self.pushed_down).filter(|b| shared && !b.is_none());
         let moved = Some(self.moved_up).filter(|b| !shared && !self.dropped_bare && !b.is_none());
         kept.chain(pushed).chain(moved)
@@ -931,6 +946,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
         Q: Eq + ?Sized,
     {
         let mut c = Cursor::new(&self.domain);
+        // Protects the main node a GCAS installs, from before its publication.
+        let mut fresh = HazardPointer::new(&self.domain);
         let mut new_guard = want_new.then(|| HazardPointer::new(&self.domain));
         'restart: loop {
             let mut pos = Position::at_root(self.read_root(&mut c.root));
@@ -1070,7 +1087,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 let entombed = unsafe { (*change.new).kind() } == Kind::Tomb;
                 // Safety: the cursor protects the INode, its main node and the root; the
                 // change describes `new`.
-                let settle = match unsafe { self.apply(&change, pos.root, &mut c.fresh) } {
+                let settle = match unsafe { self.apply(&change, pos.root, &mut fresh) } {
                     Ok(settle) => settle,
                     Err(outcome) => {
                         if !change.fresh.is_leaf() && !change.fresh.is_none() {
@@ -1097,9 +1114,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                     // The cursor's guards are reused (the child's protects the old leaf, which
                     // is returned, so the GCAS guard, free now, stands in for it), so that a
                     // write holds a bounded number of hazard records.
-                    mem::swap(&mut c.child, &mut c.fresh);
+                    mem::swap(&mut c.child, &mut fresh);
                     self.cleanup(hash, &mut c);
-                    mem::swap(&mut c.child, &mut c.fresh);
+                    mem::swap(&mut c.child, &mut fresh);
                 }
                 let old = found.then(|| Ref::new(c.child, here.as_leaf()));
                 let new = match new_guard {
