@@ -39,10 +39,34 @@ fn main() {
             })
         })
         .collect();
+    // Meanwhile, O(1) snapshots of the map as it changes: each is frozen and consistent
+    // (its exact `len` matches its iteration, every value is its key's).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let observer = {
+        let (map, done) = (map.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut taken = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let snap = map.read_only_snapshot();
+                let mut entries = 0;
+                for (k, v) in &snap {
+                    let own = k % per_thread * 2;
+                    assert!(*k > u64::MAX - shared_counters || *v == own, "value of key {k}");
+                    entries += 1;
+                }
+                assert_eq!(snap.len(), entries, "a snapshot's len is exact");
+                taken += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            taken
+        })
+    };
     for h in handles {
         h.join().expect("worker panicked");
     }
     let elapsed = start.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let snapshots = observer.join().expect("observer panicked");
 
     // Check: every even key with its value, no odd key, counters summing exactly.
     let ops = threads * per_thread * 3 + threads * (per_thread / 2);
@@ -70,7 +94,8 @@ fn main() {
 
     println!(
         "{threads} threads, {ops} operations on one shared map in {:.3} s ({:.2} M ops/s); \
-         checked: {} entries, counters sum to {total}",
+         checked: {} entries, counters sum to {total}; {snapshots} consistent snapshots taken \
+         during the run",
         elapsed.as_secs_f64(),
         ops as f64 / elapsed.as_secs_f64() / 1e6,
         map.len(),
