@@ -597,26 +597,32 @@ struct Settle<'d, K, V> {
 
 impl<K, V> Drop for Settle<'_, K, V> {
     fn drop(&mut self) {
-        // Safety (all): our committed GCAS unlinked `old` from its INode; we own the INode's
-        // reference on it, and `old`'s reference on `dropped`.
+        // Our committed GCAS unlinked `old` from its INode: we own the INode's reference on
+        // it, and (when `old` was never shared) `old`'s reference on `dropped`.
         if self.shared {
             // `old` may be held by other INodes: let go of ours; it releases its children
             // (`dropped` among them) when the last holder lets go.
+            // Safety: our reference, given up once.
             unsafe { release_main::<K, V>(self.old, self.domain) };
             return;
         }
         // Never shared: its children were handed over, except `dropped`.
-        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-            self.domain.retire(self.old.cast(), reclaim_main)
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // Safety: unlinked by our GCAS, held by nothing else; retired once, by us.
+            unsafe { self.domain.retire(self.old.cast(), reclaim_main) }
         }));
         if self.dropped.is_leaf() {
+            // Safety: `old`'s reference, now ours; `old` was never shared.
             unsafe { release_unlinked_leaf(self.dropped.as_leaf::<K, V>(), self.domain) };
         } else if self.dropped_bare {
+            // Safety: an INode and tomb that only `old` held (see `Change::dropped_bare`),
+            // unlinked by our GCAS; retired once, by us.
             unsafe {
                 self.domain
                     .retire(self.dropped.as_inode().cast(), reclaim_inode_bare)
             };
         } else {
+            // Safety: `old`'s reference, now ours.
             unsafe { release::<K, V>(self.dropped, self.domain) };
         }
         if let Err(p) = first {

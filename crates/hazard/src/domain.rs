@@ -25,7 +25,9 @@ const BASE: usize = 4;
 const SEGMENTS: usize = if LOOM { 3 } else { 28 };
 
 thread_local! {
-    /// Whether this thread is inside [`Domain::scan`] (of any domain).
+    /// Whether this thread is inside [`Domain::scan`] (of any domain). (Not `const`-initialised:
+    /// loom's `thread_local!` does not take that form.)
+    #[allow(clippy::missing_const_for_thread_local)]
     static SCANNING: Cell<bool> = Cell::new(false);
 }
 
