@@ -15,6 +15,13 @@
 //!   and closures that panic (`update`, `remove_if`, `compare_exchange`'s `PartialEq`):
 //!   after catching each panic the map holds what it should, no hazard pointer is left
 //!   behind, and dropping the map frees everything.
+//! - (f) Snapshots: many read-only and writable snapshots (some written to) taken and
+//!   dropped while threads write leave nothing behind once every map and snapshot is
+//!   dropped; a long-lived snapshot keeps its entries alive (not dropped, still readable)
+//!   while the map is cleared and rewritten, and dropping it frees them, back to the bytes
+//!   of an empty map; dropping a snapshot of 1,000,000 entries (beside the live map, and as
+//!   the last owner) or of a deep trie on a 256 KiB stack does not overflow it; and across
+//!   maps and snapshots sharing entries, every key and value is dropped exactly once.
 //!
 //! # How the counting works
 //!
@@ -39,7 +46,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Barrier, Mutex, MutexGuard, Once};
 use std::thread;
 
@@ -965,4 +972,437 @@ fn allocator_counts_balance() {
         join_all(handles);
     });
     m.assert_all_freed("after spawning and joining threads");
+}
+
+// ---------------------------------------------------------------------------------------
+// (f): snapshots
+
+/// Two threads write (insert, replace, update, remove: values with heap parts) while two
+/// others take read-only and writable snapshots, read them, write to some of the writable
+/// ones (and to `to_map` copies of read-only ones), keep a few alive for a while and drop
+/// them. Once every snapshot, copy and the map are dropped, every byte allocated since the
+/// baseline is freed.
+#[test]
+fn snapshots_taken_and_dropped_during_writes_free_everything() {
+    const KEYS: u64 = 4_000;
+    let m = Measure::start(4);
+    let map: Hamt<u64, String> = Hamt::new();
+    for k in 0..KEYS / 2 {
+        map.insert(k, format!("value {k}"));
+    }
+    let stop = AtomicBool::new(false);
+    let takers_done = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let mut handles = Vec::new();
+        for w in 0..2u64 {
+            let (map, stop) = (&map, &stop);
+            handles.push(spawn(s, move || {
+                let mut rng = common::Rng::new(0x5_0000 + w);
+                let mut ops = 0;
+                while ops < 20_000 || !stop.load(Acquire) {
+                    ops += 1;
+                    let k = rng.below(KEYS);
+                    match rng.below(4) {
+                        0 => drop(map.insert(k, format!("replaced {k} {ops}"))),
+                        1 => drop(map.remove(&k)),
+                        2 => drop(map.update(k, |v| v.map(|v| format!("{v}+")))),
+                        _ => drop(map.insert_if_absent(k, format!("new {k}"))),
+                    }
+                }
+            }));
+        }
+        for t in 0..2u64 {
+            let (map, stop, takers_done) = (&map, &stop, &takers_done);
+            handles.push(spawn(s, move || {
+                let _done = common::OnDrop(|| {
+                    if takers_done.fetch_add(1, AcqRel) + 1 == 2 {
+                        stop.store(true, Release);
+                    }
+                });
+                let mut kept = std::collections::VecDeque::new();
+                for i in 0..300u64 {
+                    let frozen = map.read_only_snapshot();
+                    assert_eq!(frozen.iter().count(), frozen.len());
+                    let copy = map.snapshot();
+                    if i % 2 == 0 {
+                        for k in 0..50 {
+                            let k = KEYS + t * 1_000 + k;
+                            drop(copy.insert(k, format!("own {k}")));
+                        }
+                        for k in (0..KEYS).step_by(97) {
+                            drop(copy.remove(&k));
+                        }
+                        let of_copy = copy.read_only_snapshot();
+                        assert!(of_copy.len() >= 50);
+                    }
+                    if i % 5 == 0 {
+                        let back = frozen.to_map();
+                        drop(back.insert(0, "written to a to_map copy".to_string()));
+                        drop(back.remove(&1));
+                        kept.push_back((Some(frozen), back));
+                    } else if i % 3 == 0 {
+                        kept.push_back((Some(frozen), copy));
+                    } else {
+                        kept.push_back((None, copy));
+                    }
+                    if kept.len() > 4 {
+                        drop(kept.pop_front());
+                    }
+                }
+                drop(kept);
+            }));
+        }
+        join_all(handles);
+    });
+    assert!(m.above().0 > 0, "the map holds memory");
+    map.reclaim();
+    drop(map);
+    m.assert_all_freed("after dropping the map and every snapshot taken during the writes");
+}
+
+/// Drops of [`Tracked`] values, per generation.
+static TRACKED_DROPS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// A value with a heap part that counts its drops per generation.
+struct Tracked {
+    generation: usize,
+    text: String,
+}
+
+impl Tracked {
+    fn new(key: u64, generation: usize) -> Self {
+        Tracked {
+            generation,
+            text: format!("generation {generation} of key {key:>6}"),
+        }
+    }
+
+    fn is(&self, key: u64, generation: usize) -> bool {
+        self.generation == generation
+            && self.text == format!("generation {generation} of key {key:>6}")
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        TRACKED_DROPS[self.generation].fetch_add(1, Relaxed);
+    }
+}
+
+/// A read-only snapshot of 20,000 entries keeps them alive while the map is cleared,
+/// reclaimed and filled again with new values: none of its values is dropped, all stay
+/// readable and intact, and the bytes they hold stay allocated. Dropping the snapshot
+/// drops each of them once; clearing the map then brings the bytes back to those of an
+/// empty map (measured after snapshots had been taken and dropped and the map cleared, so
+/// that state kept by the map for snapshots and clears counts in both).
+#[test]
+fn a_long_lived_snapshot_keeps_its_entries_alive() {
+    const N: u64 = 20_000;
+    let m = Measure::start(1);
+    for d in &TRACKED_DROPS {
+        d.store(0, Relaxed);
+    }
+    let map: Hamt<u64, Tracked> = Hamt::new();
+    // An empty map after one write, one removal, snapshots and a clear.
+    map.insert(u64::MAX, Tracked::new(0, 1));
+    drop(map.read_only_snapshot());
+    drop(map.snapshot());
+    drop(map.remove(&u64::MAX));
+    map.clear();
+    map.reclaim();
+    let empty = m.above();
+    TRACKED_DROPS[1].store(0, Relaxed);
+    for k in 0..N {
+        map.insert(k, Tracked::new(k, 0));
+    }
+    let snap = map.read_only_snapshot();
+    map.clear();
+    map.reclaim();
+    assert!(map.is_empty());
+    assert_eq!(
+        TRACKED_DROPS[0].load(Relaxed),
+        0,
+        "values dropped while a snapshot holds them"
+    );
+    let text_bytes = (N as usize * format!("generation 0 of key {:>6}", 0).len()) as isize;
+    assert!(
+        m.above().0 - empty.0 >= text_bytes,
+        "the snapshot's entries are not all allocated any more"
+    );
+    for k in 0..N {
+        map.insert(k, Tracked::new(k, 1));
+    }
+    assert_eq!(snap.len(), N as usize);
+    for k in 0..N {
+        assert!(
+            snap.get(&k).is_some_and(|v| v.is(k, 0)),
+            "the snapshot's value of key {k} changed or went"
+        );
+        assert!(map.get(&k).is_some_and(|v| v.is(k, 1)));
+    }
+    assert_eq!(TRACKED_DROPS[0].load(Relaxed), 0);
+    drop(snap);
+    map.reclaim();
+    assert_eq!(
+        TRACKED_DROPS[0].load(Relaxed),
+        N as usize,
+        "the snapshot's values once it is dropped (and the map reclaimed)"
+    );
+    assert_eq!(
+        TRACKED_DROPS[1].load(Relaxed),
+        0,
+        "the map's current values"
+    );
+    map.clear();
+    map.reclaim();
+    assert_eq!(map.stats().pending, 0);
+    assert_eq!(TRACKED_DROPS[1].load(Relaxed), N as usize);
+    assert_eq!(
+        m.above(),
+        empty,
+        "after dropping the snapshot and clearing the map, (bytes, blocks) differ from the \
+         empty map's"
+    );
+    drop(map);
+    m.assert_all_freed("after dropping the map");
+}
+
+/// On a thread with a 256 KiB stack: snapshots of a map of 1,000,000 entries are dropped
+/// while the live map still shares their nodes (a read-only one, and a writable one after
+/// the two diverged), and as the last owner (after the map is dropped); the same for a
+/// `to_map` copy and for a deep trie (low-bits-only hasher). No overflow, and everything is
+/// freed.
+#[test]
+fn dropping_huge_snapshots_does_not_recurse() {
+    let m = Measure::start(1);
+    thread::scope(|s| {
+        let handle = thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn_scoped(s, || {
+                track_this_thread(true);
+                let map: Hamt<u64, u64> = Hamt::new();
+                for k in 0..1_000_000 {
+                    map.insert(k, k);
+                }
+                let frozen = map.read_only_snapshot();
+                let copy = map.snapshot();
+                for k in (0..1_000_000).step_by(3) {
+                    drop(map.remove(&k));
+                }
+                for k in (1..1_000_000).step_by(3) {
+                    drop(copy.insert(k, k + 1));
+                }
+                assert_eq!(frozen.len(), 1_000_000);
+                drop(frozen); // beside the live map and the copy
+                drop(copy); // diverged from the live map
+                map.reclaim();
+                let last = map.read_only_snapshot();
+                let back = last.to_map();
+                drop(map);
+                assert_eq!(last.get(&2), Some(&2));
+                drop(last); // beside the to_map copy
+                assert_eq!(back.len(), 1_000_000 - 333_334);
+                drop(back); // the last owner
+
+                let map = Hamt::with_hasher(Masked::LOW_BITS);
+                for k in 0..50_000u64 {
+                    map.insert(k, k);
+                }
+                let frozen = map.read_only_snapshot();
+                let copy = map.snapshot();
+                map.clear();
+                drop(map);
+                drop(copy);
+                assert_eq!(frozen.len(), 50_000);
+                drop(frozen); // the last owner of a deep trie
+            })
+            .unwrap();
+        join_all(vec![handle]);
+    });
+    m.assert_all_freed("after dropping the huge snapshots");
+}
+
+/// Capacity of the per-instance drop counters of [`Counted`] keys and values.
+const INSTANCES: usize = 1 << 20;
+
+static INSTANCE_DROPS: [AtomicU8; INSTANCES] = [const { AtomicU8::new(0) }; INSTANCES];
+static NEXT_INSTANCE: AtomicUsize = AtomicUsize::new(0);
+
+/// A key or value (equal and hashed by `id` only) that knows its instance number: its drop
+/// is counted per instance, so that a double drop or a leak names the instance. It owns a
+/// heap part, so that leaks also show in the bytes.
+#[derive(Debug)]
+struct Counted {
+    id: Box<u64>,
+    instance: usize,
+}
+
+impl Counted {
+    fn new(id: u64) -> Self {
+        let instance = NEXT_INSTANCE.fetch_add(1, Relaxed);
+        assert!(instance < INSTANCES, "more instances than counters");
+        Counted {
+            id: Box::new(id),
+            instance,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        INSTANCE_DROPS[self.instance].fetch_add(1, Relaxed);
+    }
+}
+
+impl Hash for Counted {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl PartialEq for Counted {
+    fn eq(&self, other: &Counted) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Counted {}
+
+/// Checks that every instance created since the counters were reset was dropped exactly
+/// once; reports the first few that were not.
+fn assert_each_dropped_once(what: &str) {
+    let created = NEXT_INSTANCE.load(Relaxed);
+    let wrong: Vec<(usize, u8)> = (0..created)
+        .map(|i| (i, INSTANCE_DROPS[i].load(Relaxed)))
+        .filter(|&(_, n)| n != 1)
+        .take(10)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{what}: of {created} keys and values, (instance, drops) not dropped exactly once: \
+         {wrong:?}"
+    );
+}
+
+/// Keys and values shared by a map, its read-only and writable snapshots, `to_map` copies
+/// and snapshots of those, then written differently in each (replaced, removed, rejected by
+/// `insert_if_absent` and `compare_exchange`, made by `update` closures that may run more
+/// than once, cleared), first sequentially, then by three threads at once (one writing the
+/// map, one a writable snapshot, one taking and dropping snapshots of both). Once
+/// everything is dropped, in a scrambled order, every key and value instance was dropped
+/// exactly once and every byte is freed.
+#[test]
+fn keys_and_values_shared_by_snapshots_are_dropped_once() {
+    const N: u64 = 5_000;
+    let m = Measure::start(3);
+    for c in INSTANCE_DROPS.iter().take(NEXT_INSTANCE.load(Relaxed)) {
+        c.store(0, Relaxed);
+    }
+    NEXT_INSTANCE.store(0, Relaxed);
+    let c = Counted::new;
+    let map: Hamt<Counted, Counted> = Hamt::new();
+    for id in 0..N {
+        map.insert(c(id), c(id));
+    }
+    let frozen = map.read_only_snapshot();
+    let copy = map.snapshot();
+    for id in 0..1_000 {
+        drop(map.insert(c(id), c(id + 1)));
+    }
+    for id in 1_000..2_000 {
+        drop(map.remove(&c(id)));
+    }
+    for id in 2_000..3_000 {
+        drop(copy.remove(&c(id)));
+    }
+    for id in 3_000..4_000 {
+        drop(copy.update(c(id), |_| Some(c(0))));
+    }
+    for id in 4_000..4_100 {
+        assert!(!copy.insert_if_absent(c(id), c(id)));
+        assert!(map.compare_exchange(c(id), &c(12345), c(id)).is_err());
+        assert!(map.insert_if_absent(c(N + id), c(id)));
+    }
+    let of_copy = copy.read_only_snapshot();
+    let back = frozen.to_map();
+    back.clear();
+    for id in 0..100 {
+        drop(back.insert(c(id), c(id)));
+    }
+    let copy_of_copy = copy.snapshot();
+    for id in 0..N {
+        drop(copy_of_copy.update(c(id), |v| v.and_then(|v| (*v.id % 2 == 0).then(|| c(1)))));
+    }
+
+    // Concurrently.
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        let map_writer = {
+            let (map, stop) = (&map, &stop);
+            spawn(s, move || {
+                let mut rng = common::Rng::new(71);
+                let mut ops = 0;
+                // Bounded: each operation makes two instances.
+                while ops < 20_000 || (ops < 150_000 && !stop.load(Acquire)) {
+                    ops += 1;
+                    let id = rng.below(2 * N);
+                    match rng.below(3) {
+                        0 => drop(map.insert(c(id), c(id))),
+                        1 => drop(map.remove(&c(id))),
+                        _ => drop(map.update(c(id), |v| v.map(|_| c(id + 1)))),
+                    }
+                }
+            })
+        };
+        let copy_writer = {
+            let (copy, stop) = (&copy, &stop);
+            spawn(s, move || {
+                let mut rng = common::Rng::new(72);
+                let mut ops = 0;
+                while ops < 20_000 || (ops < 150_000 && !stop.load(Acquire)) {
+                    ops += 1;
+                    let id = rng.below(2 * N);
+                    if rng.chance(50) {
+                        drop(copy.insert(c(id), c(id)));
+                    } else {
+                        drop(copy.remove(&c(id)));
+                    }
+                }
+            })
+        };
+        let taker = {
+            let (map, copy, stop) = (&map, &copy, &stop);
+            spawn(s, move || {
+                let _done = common::OnDrop(|| stop.store(true, Release));
+                let mut held = Vec::new();
+                for i in 0..200 {
+                    let snap = if i % 2 == 0 {
+                        map.read_only_snapshot()
+                    } else {
+                        copy.read_only_snapshot()
+                    };
+                    assert_eq!(snap.iter().count(), snap.len());
+                    let writable = map.snapshot();
+                    drop(writable.remove(&c(i)));
+                    drop(writable.insert(c(i), c(i)));
+                    if i % 10 == 0 {
+                        held.push((snap, writable));
+                    }
+                }
+                held
+            })
+        };
+        let held = join_all(vec![taker]);
+        join_all(vec![map_writer, copy_writer]);
+        drop(held);
+    });
+    // Drop everything in a scrambled order, the map not last.
+    drop(copy);
+    drop(frozen);
+    drop(map);
+    drop(of_copy);
+    drop(back);
+    drop(copy_of_copy);
+    assert_each_dropped_once("after dropping every map and snapshot");
+    m.assert_all_freed("after dropping every map and snapshot");
 }
