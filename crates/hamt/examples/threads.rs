@@ -51,7 +51,10 @@ fn main() {
                 let mut entries = 0;
                 for (k, v) in &snap {
                     let own = k % per_thread * 2;
-                    assert!(*k > u64::MAX - shared_counters || *v == own, "value of key {k}");
+                    assert!(
+                        *k > u64::MAX - shared_counters || *v == own,
+                        "value of key {k}"
+                    );
                     entries += 1;
                 }
                 assert_eq!(snap.len(), entries, "a snapshot's len is exact");

@@ -211,16 +211,11 @@ impl<K, V, S> Hamt<K, V, S> {
             m,
             Arc::clone(&self.inner.domain),
         );
-        // The old root is no longer this map's (nor anyone's): let go of it.
+        // The old root is no longer this map's (nor anyone's): let go of it, without a scan
+        // (its main node lives on in both maps: the INode is all there is to free, and a
+        // snapshot should not pay for reclaiming what writers retired).
         // Safety: `swap_root` passed its reference to us; other threads may still read it.
-        unsafe {
-            release_tree::<K, V>(
-                old_root,
-                std::ptr::null_mut(),
-                &self.inner.domain,
-                Release::Lazy,
-            )
-        };
+        unsafe { crate::node::release_inode_without_scan::<K, V>(old_root, &self.inner.domain) };
         Hamt::from_inner(copy)
     }
 

@@ -633,6 +633,19 @@ pub(crate) unsafe fn release<K, V>(b: Branch, domain: &Domain) {
     }
 }
 
+/// Drops one counted reference on an INode, like [`release`], but retires it (if that was
+/// the last reference) without starting a scan.
+///
+/// # Safety
+/// As [`release`].
+pub(crate) unsafe fn release_inode_without_scan<K, V>(inode: *mut INode, domain: &Domain) {
+    // Safety: our reference keeps it alive.
+    if drop_ref(unsafe { &(*inode).rc }) {
+        // Safety: the last reference: unreachable, retired once (by us).
+        unsafe { domain.retire_without_scan(inode.cast(), reclaim_inode_full::<K, V>) };
+    }
+}
+
 /// Drops one counted reference on a main node; retires it (to release its children when
 /// reclaimed) if that was the last.
 ///

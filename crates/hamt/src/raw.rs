@@ -85,9 +85,14 @@ struct Desc {
     state: AtomicUsize,
 }
 
-// Safety: a descriptor is plain data (pointers compared and swapped, never owned); it is
-// freed by whichever thread reclaims it.
-unsafe impl Send for Desc {}
+/// Reclaims a retired descriptor.
+///
+/// # Safety
+/// [`Domain::retire`]'s contract, for a `Desc` from `Box::into_raw`.
+unsafe fn reclaim_desc(p: *mut (), _: &Domain) {
+    // Safety: our caller's contract.
+    drop(unsafe { Box::from_raw(p.cast::<Desc>()) });
+}
 
 /// How a reader decides a pending GCAS that it meets.
 #[derive(Clone, Copy)]
@@ -1321,9 +1326,11 @@ impl<K, V, S> Inner<K, V, S> {
             // Safety: the descriptor is ours until retired below.
             let committed = installed && unsafe { (*desc).state.load(Acquire) } == COMMIT;
             if installed {
+                // Without a scan: a snapshot should not pay for reclaiming what writers
+                // retired (the next writer's retire will).
                 // Safety: completed, so the root no longer holds it; helpers may still
-                // protect it; retired once.
-                unsafe { self.domain.retire_box(desc) };
+                // protect it; retired once; a `Desc` is plain data, freed as a box.
+                unsafe { self.domain.retire_without_scan(desc.cast(), reclaim_desc) };
             } else {
                 // Safety: never published.
                 drop(unsafe { Box::from_raw(desc) });

@@ -290,6 +290,34 @@ impl Domain {
     ///    domain that protected `ptr` has moved on (so what it drops must be `Send`).
     /// 4. Readers protect `ptr` only through guards of this domain.
     pub unsafe fn retire(&self, ptr: *mut (), reclaim: unsafe fn(*mut (), &Domain)) {
+        // Safety: our caller's contract.
+        let list = unsafe { self.push_retired(ptr, reclaim) };
+        if list.len() >= self.threshold() as u64 && !SCANNING.with(Cell::get) {
+            self.scan();
+        }
+    }
+
+    /// Like [`retire`](Self::retire), but never scans: the object waits for the next scan
+    /// (started by a later retire that reaches the threshold, by [`reclaim`](Self::reclaim),
+    /// or by dropping the domain). For latency-sensitive paths that retire one small object
+    /// and should not pay for a whole scan.
+    ///
+    /// # Safety
+    /// As [`retire`](Self::retire).
+    pub unsafe fn retire_without_scan(&self, ptr: *mut (), reclaim: unsafe fn(*mut (), &Domain)) {
+        // Safety: our caller's contract.
+        unsafe { self.push_retired(ptr, reclaim) };
+    }
+
+    /// Queues `ptr` on this thread's retired list; returns the list.
+    ///
+    /// # Safety
+    /// As [`retire`](Self::retire).
+    unsafe fn push_retired(
+        &self,
+        ptr: *mut (),
+        reclaim: unsafe fn(*mut (), &Domain),
+    ) -> &RetiredList {
         let node = Box::into_raw(Box::new(Retired {
             ptr,
             reclaim,
@@ -313,9 +341,7 @@ impl Domain {
         };
         // Safety: `node` was just allocated and is a chain of one.
         unsafe { list.push(node, node) };
-        if list.len() >= self.threshold() as u64 && !SCANNING.with(Cell::get) {
-            self.scan();
-        }
+        list
     }
 
     /// Retires a `Box`ed value: it is dropped and freed once unprotected.

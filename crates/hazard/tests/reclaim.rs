@@ -22,6 +22,42 @@ fn retire_n(domain: &Domain, n: usize, drops: &Arc<AtomicUsize>) {
     }
 }
 
+/// `retire_without_scan` queues past the threshold without scanning; the next ordinary
+/// retire scans them all; and `with_retire_threshold` moves the threshold.
+#[test]
+fn retire_without_scan_and_a_custom_threshold() {
+    let domain = Domain::new();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let threshold = domain.stats().threshold;
+    for _ in 0..threshold * 2 {
+        unsafe fn reclaim(p: *mut (), _: &Domain) {
+            // Safety: a `Tracked` box, reclaimed once.
+            drop(unsafe { Box::from_raw(p.cast::<Tracked>()) });
+        }
+        let p = Box::into_raw(Box::new(Tracked(drops.clone())));
+        // Safety: never shared; retired once; `reclaim` matches.
+        unsafe { domain.retire_without_scan(p.cast(), reclaim) };
+    }
+    assert_eq!(drops.load(Relaxed), 0, "no scan from retire_without_scan");
+    assert_eq!(domain.stats().pending as usize, threshold * 2);
+    retire_n(&domain, 1, &drops);
+    assert_eq!(
+        drops.load(Relaxed),
+        threshold * 2 + 1,
+        "an ordinary retire scans all"
+    );
+
+    let big = Domain::with_retire_threshold(threshold * 4);
+    assert_eq!(big.stats().threshold, threshold * 4);
+    retire_n(&big, threshold * 2, &drops);
+    assert_eq!(
+        big.stats().pending as usize,
+        threshold * 2,
+        "below the custom threshold"
+    );
+    assert_eq!(big.reclaim(), threshold * 2);
+}
+
 #[test]
 fn scans_start_at_the_threshold_without_an_explicit_call() {
     let domain = Domain::new();
