@@ -188,6 +188,10 @@ impl<K, V, S> Hamt<K, V, S> {
     /// ([`stats`](Self::stats) counts the nodes of both). The hasher is cloned, and must hash
     /// like the original (as clones of `RandomState` and of stateless hashers do).
     ///
+    /// The new map's first [`len`](Self::len) counts the entries it started with (O(n) once,
+    /// less where an earlier snapshot cached subtree sizes); until then it keeps that starting
+    /// version's root alive.
+    ///
     /// ```
     /// let map = concurrent_hamt::Hamt::new();
     /// map.insert("a", 1);
