@@ -203,24 +203,6 @@ impl Domain {
         self.asymmetric
     }
 
-    /// The cheap half of this domain's fence pair, for protocols other than hazard
-    /// publication that have the same store-buffering shape: a frequent side that stores then
-    /// loads, and a rare side that stores then loads the other's location. Put this between
-    /// the frequent side's store and load, and [`fence_heavy`](Self::fence_heavy) between the
-    /// rare side's: then at least one of the two loads sees the other side's store, as with
-    /// a `fence(SeqCst)` on both sides (which is what the fallback mode issues). A compiler
-    /// fence in the asymmetric mode.
-    #[inline(always)]
-    pub fn fence_light(&self) {
-        fence::light(self.asymmetric);
-    }
-
-    /// The expensive half of the pair (see [`fence_light`](Self::fence_light)): a
-    /// process-wide `membarrier` in the asymmetric mode, `fence(SeqCst)` in the fallback.
-    pub fn fence_heavy(&self) {
-        fence::heavy(self.asymmetric);
-    }
-
     fn list(&self, index: usize) -> &RetiredList {
         let (seg, off) = locate(index);
         // Acquire: pairs with the Release CAS in `alloc_segment`.
