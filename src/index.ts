@@ -1,0 +1,372 @@
+/// <reference lib="esnext.disposable" preserve="true" />
+/**
+ * concurrent-hamt: a lock-free concurrent map that several JavaScript threads read and write
+ * at once, with no copying through `postMessage`, no locks and no server.
+ *
+ * The map is native (a concurrent hash array mapped trie in Rust, with O(1) snapshots); this
+ * module is the typed layer over its binding. It adds only what Node-API cannot do: structured
+ * clone through `v8.serialize`, iterators, `Symbol.dispose`, and these types.
+ *
+ * ```ts
+ * import { Hamt } from 'concurrent-hamt'
+ * import { Worker } from 'node:worker_threads'
+ *
+ * const counts = new Hamt<string, number>()
+ * new Worker('./count.js', { workerData: counts.share() })
+ * // in count.js: const counts = Hamt.attach(workerData); counts.increment('words')
+ * ```
+ *
+ * @packageDocumentation
+ */
+import v8 = require('v8')
+import { NativeHamt, configure, type NativeCursor } from '#binding'
+
+configure(v8.serialize, v8.deserialize)
+
+// Node 18.18+ and 20.4+ define Symbol.dispose; older versions get the usual stand-in, so that
+// `[Symbol.dispose]()` below has a real symbol for its name (TypeScript's `using` looks it up
+// the same way).
+if (typeof Symbol.dispose !== 'symbol') {
+  Object.defineProperty(Symbol, 'dispose', { value: Symbol('Symbol.dispose') })
+}
+
+/**
+ * What a key may be. Keys compare as `Map` compares them (SameValueZero): `-0` is `0`, `NaN`
+ * is one key, and `1`, `1n`, `"1"` and `true` are four different keys. Strings compare by
+ * their UTF-16 code units (lone surrogates included). A `Uint8Array` (or `Buffer`) key compares
+ * by its bytes, not by identity, and is copied: later changes to the array do not change the
+ * key, and iteration gives the key back as a new `Uint8Array`.
+ */
+export type Key = string | number | bigint | boolean | Uint8Array
+
+/**
+ * A plain, structured-cloneable token that names a map: pass it through `workerData` or
+ * `postMessage`, and call {@link Hamt.attach} on the other side. It holds no reference: keep a
+ * handle open until the receiver has attached, or the map may be gone (an error, never a crash).
+ */
+export interface HamtHandle {
+  readonly kind: 'concurrent-hamt'
+  /** 32 hexadecimal digits: 128 random bits, unguessable. */
+  readonly token: string
+}
+
+/** Process-wide statistics of the native side, from {@link Hamt.stats}. */
+export interface HamtStats {
+  /** Native maps alive in the process (each has at least one open handle). */
+  readonly maps: number
+  /** Open handles in the process, in every thread. */
+  readonly handles: number
+  /** Trie nodes unlinked by writers and not yet freed (held back by hazard pointers or batching). */
+  readonly unfreedNodes: number
+  /** Trie nodes unlinked so far, over the maps alive. */
+  readonly retiredNodes: number
+  /** Hazard records allocated in the process (a pool: reused, never freed). */
+  readonly hazardRecords: number
+  /** Of those, records held by a live thread. */
+  readonly hazardRecordsInUse: number
+}
+
+/** An error of this package: a `TypeError`, `RangeError` or `Error` with one of these codes. */
+export type HamtErrorCode =
+  | 'ERR_HAMT_INVALID_KEY'
+  | 'ERR_HAMT_INVALID_VALUE'
+  | 'ERR_HAMT_INVALID_DELTA'
+  | 'ERR_HAMT_NOT_A_COUNTER'
+  | 'ERR_HAMT_INVALID_ARGUMENT'
+  | 'ERR_HAMT_INVALID_TOKEN'
+  | 'ERR_HAMT_STALE_TOKEN'
+  | 'ERR_HAMT_CLOSED'
+
+const enum Mode {
+  Entries = 0,
+  Keys = 1,
+  Values = 2,
+}
+
+/** Entries fetched from native code per call while iterating. */
+const BATCH = 256
+
+function typeError(code: HamtErrorCode, message: string): TypeError {
+  return Object.assign(new TypeError(message), { code })
+}
+
+/** The token inside a handle, a `Hamt`, or a `Hamt` that went through structured clone. */
+function tokenOf(handle: unknown): string {
+  let h = handle
+  if (typeof h === 'object' && h !== null && !('token' in h) && 'handle' in h) {
+    h = (h as { handle: unknown }).handle
+  }
+  if (
+    typeof h === 'object' &&
+    h !== null &&
+    (h as { kind?: unknown }).kind === 'concurrent-hamt' &&
+    typeof (h as { token?: unknown }).token === 'string'
+  ) {
+    return (h as HamtHandle).token
+  }
+  throw typeError(
+    'ERR_HAMT_INVALID_TOKEN',
+    'Hamt.attach: handle must be what share() returned (or a Hamt, or a Hamt received through postMessage)',
+  )
+}
+
+/** Set by {@link wrap} for the constructor to adopt, so that every `Hamt` has one shape. */
+let adopting: NativeHamt | undefined
+
+function wrap<K extends Key, V>(native: NativeHamt): Hamt<K, V> {
+  adopting = native
+  try {
+    return new Hamt<K, V>()
+  } finally {
+    adopting = undefined
+  }
+}
+
+function* walk<T>(cursor: NativeCursor, mode: Mode, step: number, make: (batch: unknown[], i: number) => T): Generator<T, undefined, unknown> {
+  try {
+    for (;;) {
+      const batch = cursor.next(BATCH, mode)
+      for (let i = 0; i < batch.length; i += step) {
+        yield make(batch, i)
+      }
+      if (batch.length < BATCH * step) {
+        return undefined
+      }
+    }
+  } finally {
+    cursor.close()
+  }
+}
+
+/**
+ * A concurrent map shared by threads: every handle on it, in any thread, sees the same
+ * entries. Its methods follow `Map`'s where `Map` has them.
+ *
+ * - **Sharing**: {@link share} gives a token for `workerData`/`postMessage`;
+ *   {@link Hamt.attach} in the receiving thread gives a new handle on the same map. A `Hamt`
+ *   sent as it is arrives as a plain object that `attach` also accepts.
+ * - **Values** are copied in and out, as `v8.serialize` copies them (structured clone without
+ *   transferables): reading gives a new copy, and changing it does not change the map. Strings,
+ *   numbers, bigints, booleans, `null`, `undefined` and byte arrays take a fast native path.
+ *   Functions, symbols and `SharedArrayBuffer`s cannot be stored (a `TypeError`).
+ * - **Atomicity**: each method is one atomic step (linearizable), except {@link getMany} and
+ *   {@link setMany}, which act key by key.
+ * - **Iteration** (`keys`, `values`, `entries`, `forEach`, `for...of`) walks a snapshot taken
+ *   when it starts (in O(1)): every entry present at that instant, once, whatever other
+ *   threads do meanwhile. The order is the trie's (by hash), not insertion order.
+ * - **Lifetime**: each handle holds the map alive until {@link close} (or `using`, or garbage
+ *   collection, or its thread's exit); the map is freed when its last handle goes.
+ *
+ * @typeParam K - the keys' type (see {@link Key})
+ * @typeParam V - the values' type
+ */
+export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> {
+  /** The native handle (not enumerable, so that structured clone leaves it out). */
+  private declare readonly native: NativeHamt
+
+  /**
+   * The map's token, as {@link share} returns it. It is the only enumerable property, so a
+   * `Hamt` sent through `postMessage` arrives as `{ handle }`, which {@link Hamt.attach} accepts.
+   */
+  readonly handle: HamtHandle
+
+  /**
+   * A new, empty map, filled with `entries` if given (in order, as {@link setMany} does).
+   * @throws TypeError - for an entry whose key or value cannot be stored
+   */
+  constructor(entries?: Iterable<readonly [K, V]> | null) {
+    const native = adopting !== undefined ? adopting : new NativeHamt()
+    adopting = undefined
+    Object.defineProperty(this, 'native', { value: native })
+    this.handle = Object.freeze({ kind: 'concurrent-hamt' as const, token: native.token })
+    if (entries !== undefined && entries !== null) {
+      this.setMany(entries)
+    }
+  }
+
+  /**
+   * A new handle, in this thread, on the map that `handle` names.
+   * @param handle - what {@link share} returned (in this thread or another), a `Hamt`, or a
+   *   `Hamt` received through `postMessage`
+   * @throws TypeError `ERR_HAMT_INVALID_TOKEN` - if `handle` is not a token
+   * @throws Error `ERR_HAMT_STALE_TOKEN` - if no handle on that map is left (the sender closed
+   *   or lost its handles before this call)
+   */
+  static attach<K extends Key = Key, V = unknown>(
+    handle: HamtHandle | Hamt<K, V> | { readonly handle: HamtHandle },
+  ): Hamt<K, V> {
+    return wrap<K, V>(NativeHamt.attach(tokenOf(handle)))
+  }
+
+  /** Statistics of the native side, for the whole process (every map, every thread). */
+  static stats(): HamtStats {
+    return NativeHamt.stats()
+  }
+
+  /** The value stored for `key`, or `undefined` (a copy: changing it does not change the map). */
+  get(key: K): V | undefined {
+    return this.native.get(key) as V | undefined
+  }
+
+  /** Stores `value` for `key` (`undefined` included, as `Map` does). */
+  set(key: K, value: V): this {
+    this.native.set(key, value)
+    return this
+  }
+
+  /** Whether `key` has an entry (one that stores `undefined` included). */
+  has(key: K): boolean {
+    return this.native.has(key)
+  }
+
+  /** Removes `key`; returns whether it had an entry. */
+  delete(key: K): boolean {
+    return this.native.delete(key)
+  }
+
+  /** Removes every entry, atomically: a snapshot taken at any time sees all of them or none. */
+  clear(): void {
+    this.native.clear()
+  }
+
+  /**
+   * The number of entries, in O(1). Exact whenever no write is in flight; while other threads
+   * write, it may lag them (`snapshot().size` is exact at its instant).
+   */
+  get size(): number {
+    return this.native.size
+  }
+
+  /** Whether this handle is closed (see {@link close}). */
+  get closed(): boolean {
+    return this.native.closed
+  }
+
+  /** Stores `value` only if `key` has no entry; returns whether it did. */
+  setIfAbsent(key: K, value: V): boolean {
+    return this.native.setIfAbsent(key, value)
+  }
+
+  /** Stores `value` for `key`; returns the value it replaced (`undefined` if none). */
+  swap(key: K, value: V): V | undefined {
+    return this.native.swap(key, value) as V | undefined
+  }
+
+  /**
+   * Replaces the value of `key` with `value` only if it is `expected`, atomically; returns
+   * whether it did.
+   *
+   * - `expected` `undefined` means "no entry" (an entry that stores `undefined` is an entry).
+   * - `value` `undefined` means "delete the entry".
+   * - Values compare by their stored, serialized form: numbers by their bits (`0` and `-0`
+   *   differ, every `NaN` is the same), objects byte for byte, so two equal objects whose
+   *   properties were added in a different order differ.
+   */
+  compareAndSet(key: K, expected: V | undefined, value: V | undefined): boolean {
+    return this.native.compareAndSet(key, expected, value)
+  }
+
+  /**
+   * Atomically replaces the value of `key` with `fn(current)` (`current` is `undefined` when
+   * there is no entry); a result of `undefined` deletes the entry. Returns the new value.
+   *
+   * Under contention `fn` may run more than once (when another thread changes the entry
+   * between the read and the write, `fn` runs again on the new value, and only its last result
+   * is stored): keep it free of side effects. If `fn` throws, nothing is written and the error
+   * propagates.
+   */
+  update(key: K, fn: (current: V | undefined) => V | undefined): V | undefined {
+    return this.native.update(key, fn as (current: unknown) => unknown) as V | undefined
+  }
+
+  /**
+   * Atomically adds `delta` (default 1) to the number stored for `key` (no entry counts as 0);
+   * returns the new value. Numbers add to numbers, bigints to bigints.
+   * @throws TypeError `ERR_HAMT_NOT_A_COUNTER` - if the value stored is not of the delta's kind
+   * @throws TypeError `ERR_HAMT_INVALID_DELTA` - if `delta` is not a number or a bigint
+   * @throws RangeError `ERR_HAMT_INVALID_DELTA` - if `delta` is `NaN` or infinite
+   */
+  increment(key: K, delta?: number): number
+  increment(key: K, delta: bigint): bigint
+  increment(key: K, delta?: number | bigint): number | bigint
+  increment(key: K, delta?: number | bigint): number | bigint {
+    return this.native.increment(key, delta)
+  }
+
+  /** `get` for each key, in order; not atomic as a whole. */
+  getMany(keys: readonly K[]): (V | undefined)[] {
+    return this.native.getMany(keys) as (V | undefined)[]
+  }
+
+  /** `set` for each entry, in order; not atomic as a whole. */
+  setMany(entries: Iterable<readonly [K, V]>): this {
+    if (Array.isArray(entries)) {
+      this.native.setMany(entries)
+    } else if (entries !== null && typeof entries === 'object' && Symbol.iterator in entries) {
+      this.native.setMany(Array.from(entries))
+    } else {
+      throw typeError('ERR_HAMT_INVALID_ARGUMENT', 'Hamt.setMany: entries must be an iterable of [key, value] entries')
+    }
+    return this
+  }
+
+  /**
+   * An independent, writable copy of the map, in O(1) whatever its size: later writes to
+   * either do not show in the other. Its `size` is exact. It is a new map, with its own token.
+   */
+  snapshot(): Hamt<K, V> {
+    return wrap<K, V>(this.native.snapshot())
+  }
+
+  /** A token for another thread's {@link Hamt.attach} (see {@link HamtHandle}). */
+  share(): HamtHandle {
+    return this.handle
+  }
+
+  /** The keys of a snapshot taken now (see the class's notes on iteration). */
+  keys(): IterableIterator<K> {
+    return walk(this.native.cursor(), Mode.Keys, 1, (b, i) => b[i] as K)
+  }
+
+  /** The values of a snapshot taken now. */
+  values(): IterableIterator<V> {
+    return walk(this.native.cursor(), Mode.Values, 1, (b, i) => b[i] as V)
+  }
+
+  /** The `[key, value]` entries of a snapshot taken now. */
+  entries(): IterableIterator<[K, V]> {
+    return walk(this.native.cursor(), Mode.Entries, 2, (b, i): [K, V] => [b[i] as K, b[i + 1] as V])
+  }
+
+  /** The `[key, value]` entries of a snapshot taken now. */
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries()
+  }
+
+  /** Calls `fn(value, key, map)` for each entry of a snapshot taken now. */
+  forEach(fn: (value: V, key: K, map: Hamt<K, V>) => void, thisArg?: unknown): void {
+    if (typeof fn !== 'function') {
+      throw typeError('ERR_HAMT_INVALID_ARGUMENT', 'Hamt.forEach: fn must be a function')
+    }
+    for (const [k, v] of this.entries()) {
+      fn.call(thisArg, v, k, this)
+    }
+  }
+
+  /**
+   * Releases this handle (idempotent): later calls on it throw `ERR_HAMT_CLOSED`. The map
+   * lives on while other handles (in any thread) or snapshots' iterators hold it.
+   */
+  close(): void {
+    this.native.close()
+  }
+
+  /** {@link close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.native.close()
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Hamt'
+  }
+}
