@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine for building and testing concurrent-hamt: checks the Rust toolchain,
+# Sets up a fresh machine for building and testing concurrent-hamt: checks Node.js and the Rust toolchain,
 # installs the Debian packages the scripts use, and fetches every crate (offline builds after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+for tool in node npm; do
+  if ! command -v $tool >/dev/null; then
+    echo "setup: $tool not found; install Node.js 20 (with npm) first" >&2
+    exit 1
+  fi
+done
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2
   exit 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: everything CI runs. Takes ~10-15 minutes on 2 cores.
+# The Rust suite (npm test runs it after the Node suite). Takes ~10-15 minutes on 2 cores.
 #
 #   scripts/test.sh          # unit, integration and doc tests, loom models, quick sanitizers
 #   FULL=1 scripts/test.sh   # with deeper loom exploration and the full sanitizer runs

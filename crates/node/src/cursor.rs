@@ -66,7 +66,7 @@ impl NativeCursor {
     }
 
     /// Lets go of the snapshot (idempotent).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close(&mut self) {
         self.walk = None;
     }

@@ -178,7 +178,7 @@ impl NativeHamt {
     }
 
     /// Whether this handle is closed.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn closed(&self) -> bool {
         self.cell.map().is_err()
     }
@@ -220,7 +220,7 @@ impl NativeHamt {
     }
 
     /// The binding's floor for benchmarks: a method call with one argument that does nothing.
-    #[napi(ts_args_type = "key: unknown")]
+    #[napi(catch_unwind, ts_args_type = "key: unknown")]
     pub fn noop(&self, _key: Unknown<'_>) {}
 }
 
