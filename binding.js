@@ -15,6 +15,26 @@ let __napiLoadedBindingTarget = 'native'
 let __napiRequiredNativeBinding = null
 const loadErrors = []
 
+// Added by scripts/loader.js: what a user reads when no binary fits this platform.
+function noBindingMessage(errors) {
+  const platform = process.platform === 'linux'
+    ? `linux-${process.arch}-${isMusl() ? 'musl' : 'gnu'}`
+    : `${process.platform}-${process.arch}`
+  const tried = errors
+    .map((e) => '  - ' + String((e && e.message) || e).split('\n')[0])
+    .join('\n')
+  return (
+    `concurrent-hamt has no native binary for this platform: ${platform} (Node ${process.version}).\n` +
+    'Prebuilt binaries: linux-x64-gnu, linux-arm64-gnu, linux-arm-gnueabihf and linux-ia32-gnu ' +
+    '(glibc 2.17 or newer), darwin-x64, darwin-arm64, win32-x64-msvc, win32-ia32-msvc, win32-arm64-msvc.\n' +
+    'Tried:\n' + tried + '\n' +
+    'What to do: if your platform is listed, reinstall without --no-optional/--omit=optional ' +
+    '(npm installs the binary as an optional dependency); otherwise build from source: clone the ' +
+    'repository and run npm install there (needs Rust, https://rustup.rs), or point ' +
+    'NAPI_RS_NATIVE_LIBRARY_PATH at a binary you built.'
+  )
+}
+
 const isMusl = () => {
   let musl = false
   if (process.platform === 'linux') {
@@ -496,6 +516,22 @@ function requireNative() {
       } catch (e) {
         loadErrors.push(e)
       }
+    } else if (process.arch === 'ia32') {
+      try {
+        return require('./concurrent-hamt.linux-ia32-gnu.node')
+      } catch (e) {
+        loadErrors.push(e)
+      }
+      try {
+        const binding = require('concurrent-hamt-linux-ia32-gnu')
+        const bindingPackageVersion = require('concurrent-hamt-linux-ia32-gnu/package.json').version
+        if (bindingPackageVersion !== '0.1.0' && process.env.NAPI_RS_ENFORCE_VERSION_CHECK && process.env.NAPI_RS_ENFORCE_VERSION_CHECK !== '0') {
+          throw new Error(`Native binding package version mismatch, expected 0.1.0 but got ${bindingPackageVersion}. You can reinstall dependencies to fix this issue.`)
+        }
+        return binding
+      } catch (e) {
+        loadErrors.push(e)
+      }
     } else {
       loadErrors.push(new Error(`Unsupported architecture on Linux: ${process.arch}`))
     }
@@ -723,11 +759,7 @@ if (!nativeBinding || forceWasi) {
 
 if (!nativeBinding) {
   if (loadErrors.length > 0) {
-    const error = new Error(
-      `Cannot find native binding. ` +
-        `npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ` +
-        'Please try `npm i` again after removing both package-lock.json and node_modules directory.',
-    )
+    const error = new Error(noBindingMessage(loadErrors))
     // assign instead of the `new Error(message, { cause })` options form,
     // which Node < 16.9 silently ignores
     error.cause = createLoadErrorChain(loadErrors)

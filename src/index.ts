@@ -172,9 +172,12 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
 
   /**
    * A new, empty map, filled with `entries` if given (in order, as {@link setMany} does).
+   *
+   * The key type is not inferred from `entries` (it would be the literal keys given, not
+   * `string`): write `new Hamt<string, number>(entries)`, or get `Hamt<Key, V>`.
    * @throws TypeError - for an entry whose key or value cannot be stored
    */
-  constructor(entries?: Iterable<readonly [K, V]> | null) {
+  constructor(entries?: Iterable<readonly [NoInfer<K>, V]> | null) {
     const native = adopting !== undefined ? adopting : new NativeHamt()
     adopting = undefined
     Object.defineProperty(this, 'native', { value: native })

@@ -1,0 +1,6 @@
+import { workerData } from 'node:worker_threads'
+import { Hamt } from 'concurrent-hamt'
+const h = Hamt.attach(workerData.handle)
+for (let i = 0; i < 1000; i++) h.increment('count')
+h.set(`from:${workerData.id}`, workerData.id)
+h.close()
