@@ -81,4 +81,9 @@ export interface HamtStats {
   hazardRecords: number
   /** Of those, records held by a live thread. */
   hazardRecordsInUse: number
+  /**
+   * Bytes the live handles report to V8 as the native memory they keep alive (each handle
+   * reports its whole map's estimate), summed over every thread.
+   */
+  reportedMemory: number
 }

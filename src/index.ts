@@ -64,6 +64,12 @@ export interface HamtStats {
   readonly hazardRecords: number
   /** Of those, records held by a live thread. */
   readonly hazardRecordsInUse: number
+  /**
+   * Bytes that the live handles report to V8 (`napi_adjust_external_memory`) as the native
+   * memory they keep alive, so that garbage collection weighs a small handle on a big map by
+   * the map: each handle reports an estimate of its whole map. Summed over every thread.
+   */
+  readonly reportedMemory: number
 }
 
 /** An error of this package: a `TypeError`, `RangeError` or `Error` with one of these codes. */
@@ -76,6 +82,7 @@ export type HamtErrorCode =
   | 'ERR_HAMT_INVALID_TOKEN'
   | 'ERR_HAMT_STALE_TOKEN'
   | 'ERR_HAMT_CLOSED'
+  | 'ERR_HAMT_REENTRANT'
 
 const enum Mode {
   Entries = 0,
@@ -122,19 +129,61 @@ function wrap<K extends Key, V>(native: NativeHamt): Hamt<K, V> {
   }
 }
 
-function* walk<T>(cursor: NativeCursor, mode: Mode, step: number, make: (batch: unknown[], i: number) => T): Generator<T, undefined, unknown> {
-  try {
-    for (;;) {
-      const batch = cursor.next(BATCH, mode)
-      for (let i = 0; i < batch.length; i += step) {
-        yield make(batch, i)
+/**
+ * An iterator over a snapshot, fetching entries from native code in batches. A class rather
+ * than a generator, so that `return()` releases the snapshot even before the first `next()`.
+ */
+class SnapshotIterator<T> implements IterableIterator<T> {
+  private cursor: NativeCursor | undefined
+  private batch: unknown[] = []
+  private at = 0
+  private last = false
+
+  constructor(
+    cursor: NativeCursor,
+    private readonly mode: Mode,
+    private readonly step: number,
+    private readonly make: (batch: unknown[], i: number) => T,
+  ) {
+    this.cursor = cursor
+  }
+
+  next(): IteratorResult<T, undefined> {
+    if (this.at >= this.batch.length) {
+      if (this.last || this.cursor === undefined) {
+        this.close()
+        return { done: true, value: undefined }
       }
-      if (batch.length < BATCH * step) {
-        return undefined
+      this.batch = this.cursor.next(BATCH, this.mode)
+      this.at = 0
+      this.last = this.batch.length < BATCH * this.step
+      if (this.batch.length === 0) {
+        this.close()
+        return { done: true, value: undefined }
       }
     }
-  } finally {
-    cursor.close()
+    const value = this.make(this.batch, this.at)
+    this.at += this.step
+    return { done: false, value }
+  }
+
+  /** Ends the iteration and releases the snapshot (`break` and `return` in `for...of` call it). */
+  return(): IteratorResult<T, undefined> {
+    this.close()
+    return { done: true, value: undefined }
+  }
+
+  [Symbol.iterator](): this {
+    return this
+  }
+
+  private close(): void {
+    this.batch = []
+    this.at = 0
+    if (this.cursor !== undefined) {
+      this.cursor.close()
+      this.cursor = undefined
+    }
   }
 }
 
@@ -262,8 +311,9 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * - `expected` `undefined` means "no entry" (an entry that stores `undefined` is an entry).
    * - `value` `undefined` means "delete the entry".
    * - Values compare by their stored, serialized form: numbers by their bits (`0` and `-0`
-   *   differ, every `NaN` is the same), objects byte for byte, so two equal objects whose
-   *   properties were added in a different order differ.
+   *   differ, every `NaN` is the same), objects by their `v8.serialize` bytes (in a normal
+   *   form, so that a value read with `get` compares equal to what is stored), so two equal
+   *   objects whose properties were added in a different order differ.
    */
   compareAndSet(key: K, expected: V | undefined, value: V | undefined): boolean {
     return this.native.compareAndSet(key, expected, value)
@@ -274,9 +324,11 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * there is no entry); a result of `undefined` deletes the entry. Returns the new value.
    *
    * Under contention `fn` may run more than once (when another thread changes the entry
-   * between the read and the write, `fn` runs again on the new value, and only its last result
-   * is stored): keep it free of side effects. If `fn` throws, nothing is written and the error
-   * propagates.
+   * between the read and the write, or takes a snapshot, `fn` runs again on the current value,
+   * and only its last result is stored): keep it free of side effects. If `fn` throws, nothing
+   * is written and the error propagates. `fn` may read this map, but not write it or take a
+   * snapshot of it (iteration included): that would restart the update forever, so it throws
+   * `ERR_HAMT_REENTRANT`.
    */
   update(key: K, fn: (current: V | undefined) => V | undefined): V | undefined {
     return this.native.update(key, fn as (current: unknown) => unknown) as V | undefined
@@ -321,24 +373,28 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
     return wrap<K, V>(this.native.snapshot())
   }
 
-  /** A token for another thread's {@link Hamt.attach} (see {@link HamtHandle}). */
+  /**
+   * A token for another thread's {@link Hamt.attach} (see {@link HamtHandle}).
+   * @throws Error `ERR_HAMT_CLOSED` - if this handle is closed (its token may name nothing)
+   */
   share(): HamtHandle {
+    void this.native.token // throws ERR_HAMT_CLOSED on a closed handle
     return this.handle
   }
 
   /** The keys of a snapshot taken now (see the class's notes on iteration). */
   keys(): IterableIterator<K> {
-    return walk(this.native.cursor(), Mode.Keys, 1, (b, i) => b[i] as K)
+    return new SnapshotIterator(this.native.cursor(), Mode.Keys, 1, (b, i) => b[i] as K)
   }
 
   /** The values of a snapshot taken now. */
   values(): IterableIterator<V> {
-    return walk(this.native.cursor(), Mode.Values, 1, (b, i) => b[i] as V)
+    return new SnapshotIterator(this.native.cursor(), Mode.Values, 1, (b, i) => b[i] as V)
   }
 
   /** The `[key, value]` entries of a snapshot taken now. */
   entries(): IterableIterator<[K, V]> {
-    return walk(this.native.cursor(), Mode.Entries, 2, (b, i): [K, V] => [b[i] as K, b[i + 1] as V])
+    return new SnapshotIterator(this.native.cursor(), Mode.Entries, 2, (b, i): [K, V] => [b[i] as K, b[i + 1] as V])
   }
 
   /** The `[key, value]` entries of a snapshot taken now. */

@@ -26,6 +26,8 @@ pub const INVALID_TOKEN: &str = "ERR_HAMT_INVALID_TOKEN";
 pub const STALE_TOKEN: &str = "ERR_HAMT_STALE_TOKEN";
 /// A handle used after `close()`, `Symbol.dispose` or its thread's exit.
 pub const CLOSED: &str = "ERR_HAMT_CLOSED";
+/// A write or snapshot of a map from inside its own `update` function (see `reentry`).
+pub const REENTRANT: &str = "ERR_HAMT_REENTRANT";
 /// A call into Node-API failed (the engine is terminating, or out of memory).
 pub const NAPI: &str = "ERR_HAMT_NAPI";
 /// A bug: a Rust panic caught at the boundary.

@@ -22,7 +22,8 @@ use crate::cursor::NativeCursor;
 use crate::env;
 use crate::error::{finish, Failure, Res, CLOSED};
 use crate::js::Js;
-use crate::registry::{self, HamtStats, Map, Shared, HANDLES};
+use crate::reentry;
+use crate::registry::{self, HamtStats, Map, Shared, HANDLES, REPORTED};
 use napi::bindgen_prelude::{Env, ObjectFinalize, Result, Unknown};
 use napi_derive::napi;
 use std::cell::{Cell, Ref, RefCell};
@@ -69,7 +70,9 @@ impl HandleCell {
         if map.take().is_some() {
             HANDLES.fetch_sub(1, Relaxed); // Relaxed: a statistic.
         }
-        self.reported.replace(0)
+        let reported = self.reported.replace(0);
+        REPORTED.fetch_sub(reported, Relaxed); // Relaxed: a statistic (see `REPORTED`).
+        reported
     }
 
     /// The map, for an operation that runs no JavaScript while it holds it.
@@ -77,9 +80,19 @@ impl HandleCell {
         Ref::filter_map(self.map.borrow(), |m| m.as_deref()).map_err(|_| closed())
     }
 
-    /// A reference of its own on the map, for an operation that runs JavaScript.
-    pub fn arc(&self) -> Res<Arc<Shared>> {
-        self.map.borrow().clone().ok_or_else(closed)
+    /// The map, for a write or a snapshot (`what` names the call): not from inside an
+    /// `update` function of the same map (see [`crate::reentry`]).
+    pub fn writable(&self, what: &str) -> Res<Ref<'_, Shared>> {
+        let s = self.map()?;
+        reentry::check(&s, what)?;
+        Ok(s)
+    }
+
+    /// A reference of its own on the map, for a write that runs JavaScript.
+    pub fn arc(&self, what: &str) -> Res<Arc<Shared>> {
+        let s = self.map.borrow().clone().ok_or_else(closed)?;
+        reentry::check(&s, what)?;
+        Ok(s)
     }
 
     /// Counts a write of `bytes` of key and value; now and then, updates the memory reported.
@@ -102,6 +115,7 @@ impl HandleCell {
         let reported = self.reported.get();
         if (estimate - reported).abs() > reported / 8 + (64 << 10) {
             adjust_memory(js, estimate - reported);
+            REPORTED.fetch_add(estimate - reported, Relaxed); // Relaxed: a statistic.
             self.reported.set(estimate);
         }
     }
@@ -196,7 +210,7 @@ impl NativeHamt {
         let js = Js::new(&env);
         let result = (|| {
             let copy = {
-                let s = self.cell.map()?;
+                let s = self.cell.writable("Hamt.snapshot")?;
                 s.relative(s.map.snapshot())?
             };
             NativeHamt::open(js, copy)
@@ -209,7 +223,9 @@ impl NativeHamt {
     pub fn cursor(&self, env: Env) -> Result<NativeCursor> {
         finish(
             env.raw(),
-            self.cell.map().map(|s| NativeCursor::new(s.map.read_only_snapshot())),
+            self.cell
+                .writable("Hamt iteration")
+                .map(|s| NativeCursor::new(s.map.read_only_snapshot())),
         )
     }
 

@@ -13,6 +13,7 @@
 //!   they report to V8.
 //! - [`ops`]: the map operations.
 //! - [`cursor`]: batched iteration over read-only snapshots.
+//! - [`reentry`]: no writes or snapshots of a map from inside its own `update` function.
 //! - [`env`]: per-environment state and its tear-down hook.
 //! - [`js`], [`error`]: raw Node-API calls, and errors as JavaScript sees them.
 
@@ -23,5 +24,6 @@ mod handle;
 mod js;
 mod key;
 mod ops;
+mod reentry;
 mod registry;
 mod value;

@@ -11,6 +11,7 @@ use crate::error::{finish, Failure, Res, INVALID_ARGUMENT, INVALID_DELTA};
 use crate::handle::NativeHamt;
 use crate::js::{Js, Type, Val};
 use crate::key::{self, Key, KeyBuf};
+use crate::reentry::Updating;
 use crate::value::{Out, Value};
 use napi::bindgen_prelude::{Env, Result, Unknown};
 use napi_derive::napi;
@@ -98,7 +99,7 @@ impl NativeHamt {
             let k = encode(js, key, "Hamt.set: key")?;
             let v = self::value(js, js.arg(value), "Hamt.set: value")?;
             let bytes = k.len() + v.heap_size();
-            self.cell.map()?.map.insert(Key::new(&k), v);
+            self.cell.writable("Hamt.set")?.map.insert(Key::new(&k), v);
             self.cell.wrote(js, bytes);
             Ok(())
         })
@@ -108,14 +109,14 @@ impl NativeHamt {
     pub fn delete<'s>(&self, env: &'s Env, key: Unknown<'s>) -> Result<bool> {
         run(env, |js| {
             let k = encode(js, key, "Hamt.delete: key")?;
-            Ok(self.cell.map()?.map.remove(&k[..]).is_some())
+            Ok(self.cell.writable("Hamt.delete")?.map.remove(&k[..]).is_some())
         })
     }
 
     #[napi(catch_unwind)]
     pub fn clear(&self, env: &Env) -> Result<()> {
         run(env, |_| {
-            self.cell.map()?.map.clear();
+            self.cell.writable("Hamt.clear")?.map.clear();
             Ok(())
         })
     }
@@ -132,7 +133,7 @@ impl NativeHamt {
             let k = encode(js, key, "Hamt.setIfAbsent: key")?;
             let v = self::value(js, js.arg(value), "Hamt.setIfAbsent: value")?;
             let bytes = k.len() + v.heap_size();
-            let inserted = self.cell.map()?.map.insert_if_absent(Key::new(&k), v);
+            let inserted = self.cell.writable("Hamt.setIfAbsent")?.map.insert_if_absent(Key::new(&k), v);
             if inserted {
                 self.cell.wrote(js, bytes);
             }
@@ -147,7 +148,7 @@ impl NativeHamt {
             let v = self::value(js, js.arg(value), "Hamt.swap: value")?;
             let bytes = k.len() + v.heap_size();
             let out = {
-                let s = self.cell.map()?;
+                let s = self.cell.writable("Hamt.swap")?;
                 let old = s.map.insert(Key::new(&k), v);
                 old.map(|r| r.value().to_js(js)).transpose()?
             };
@@ -169,7 +170,7 @@ impl NativeHamt {
             let expected = optional(js, js.arg(expected), "Hamt.compareAndSet: expected")?;
             let new = optional(js, js.arg(value), "Hamt.compareAndSet: value")?;
             let bytes = k.len() + new.as_ref().map_or(0, Value::heap_size);
-            let s = self.cell.map()?;
+            let s = self.cell.writable("Hamt.compareAndSet")?;
             let done = match (expected, new) {
                 (None, None) => !s.map.contains_key(&k[..]),
                 (None, Some(v)) => s.map.insert_if_absent(Key::new(&k), v),
@@ -201,10 +202,11 @@ impl NativeHamt {
                 ));
             }
             // A reference of our own: `fn` may close this handle.
-            let shared = self.cell.arc()?;
+            let shared = self.cell.arc("Hamt.update")?;
             let mut bytes = k.len();
             let mut failed = None;
             let out = abortable(&mut failed, |failed| {
+                let _updating = Updating::enter(&shared);
                 let stored = shared.map.update(Key::new(&k), |current| {
                     let step = || -> Res<Option<Value>> {
                         let arg = match current {
@@ -232,12 +234,12 @@ impl NativeHamt {
 
     /// Atomic `+=`; absent counts as zero; the delta is a finite number or a bigint.
     #[napi(catch_unwind, ts_args_type = "key: unknown, delta?: unknown", ts_return_type = "number | bigint")]
-    pub fn increment<'s>(&self, env: &'s Env, key: Unknown<'s>, delta: Option<Unknown<'s>>) -> Result<Unknown<'s>> {
+    pub fn increment<'s>(&self, env: &'s Env, key: Unknown<'s>, delta: Unknown<'s>) -> Result<Unknown<'s>> {
         run(env, |js| {
             let k = encode(js, key, "Hamt.increment: key")?;
-            let delta = match delta.map(|d| js.arg(d)) {
-                None => Value::Number(1.0),
-                Some(d) => match js.type_of(d)? {
+            let d = js.arg(delta);
+            let delta = {
+                match js.type_of(d)? {
                     Type::Undefined => Value::Number(1.0),
                     Type::Number => {
                         let n = js.double(d)?;
@@ -256,9 +258,9 @@ impl NativeHamt {
                             format!("Hamt.increment: delta must be a number or a bigint (got {})", t.name()),
                         ))
                     }
-                },
+                }
             };
-            let s = self.cell.map()?;
+            let s = self.cell.writable("Hamt.increment")?;
             let mut failed = None;
             let out = abortable(&mut failed, |failed| {
                 let stored = s.map.update(Key::new(&k), |current| {
@@ -280,6 +282,7 @@ impl NativeHamt {
     #[napi(catch_unwind, ts_args_type = "keys: readonly unknown[]", ts_return_type = "unknown[]")]
     pub fn get_many<'s>(&self, env: &'s Env, keys: Unknown<'s>) -> Result<Unknown<'s>> {
         run(env, |js| {
+            drop(self.cell.map()?); // a closed handle fails even with no keys
             let keys = js.arg(keys);
             if !js.is_array(keys)? {
                 return Err(Failure::type_error(
@@ -312,6 +315,7 @@ impl NativeHamt {
     #[napi(catch_unwind, ts_args_type = "entries: readonly (readonly [unknown, unknown])[]")]
     pub fn set_many<'s>(&self, env: &'s Env, entries: Unknown<'s>) -> Result<()> {
         run(env, |js| {
+            drop(self.cell.writable("Hamt.setMany")?); // fails even with no entries
             let entries = js.arg(entries);
             if !js.is_array(entries)? {
                 return Err(Failure::type_error(
@@ -336,7 +340,7 @@ impl NativeHamt {
                 let v = js.element(entry, 1)?;
                 let v = value(js, v, &format!("Hamt.setMany: entries[{i}][1]"))?;
                 let bytes = k.len() + v.heap_size();
-                self.cell.map()?.map.insert(Key::new(&k), v);
+                self.cell.writable("Hamt.setMany")?.map.insert(Key::new(&k), v);
                 self.cell.wrote(js, bytes);
             }
             Ok(())

@@ -20,7 +20,7 @@ use crate::key::Key;
 use crate::value::Value;
 use concurrent_hamt::Hamt;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 /// The trie every JavaScript map is.
@@ -42,6 +42,9 @@ static FAMILIES: AtomicU64 = AtomicU64::new(0);
 
 /// Live JavaScript handles in the process (all threads). Relaxed: a statistic, read alone.
 pub static HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes that live handles report to V8, summed over every thread. Relaxed: a statistic.
+pub static REPORTED: AtomicI64 = AtomicI64::new(0);
 
 fn maps() -> MutexGuard<'static, HashMap<Token, Weak<Shared>>> {
     // A panic while the lock was held cannot leave the map half-changed (each critical
@@ -136,6 +139,9 @@ pub struct HamtStats {
     pub hazard_records: u32,
     /// Of those, records held by a live thread.
     pub hazard_records_in_use: u32,
+    /// Bytes the live handles report to V8 as the native memory they keep alive (each handle
+    /// reports its whole map's estimate), summed over every thread.
+    pub reported_memory: f64,
 }
 
 pub fn stats() -> HamtStats {
@@ -157,6 +163,7 @@ pub fn stats() -> HamtStats {
         retired_nodes: families.values().map(|s| s.retired).sum::<u64>() as f64,
         hazard_records: records.records_allocated as u32,
         hazard_records_in_use: records.records_in_use as u32,
+        reported_memory: REPORTED.load(Relaxed) as f64,
     }
 }
 

@@ -211,7 +211,11 @@ impl Value {
     /// bigints; otherwise a `TypeError`.
     pub fn add(current: Option<&Value>, delta: &Value, what: &str) -> Res<Value> {
         let Some(current) = current else {
-            return Ok(delta.clone());
+            // Absent counts as zero: `0 + delta` (so `-0` adds up to `0`, as in JavaScript).
+            return Ok(match delta {
+                Value::Number(d) => number(0.0 + d),
+                _ => delta.clone(),
+            });
         };
         match (current, delta) {
             (Value::Number(a), Value::Number(b)) => Ok(number(a + b)),
@@ -232,11 +236,32 @@ impl Value {
     }
 }
 
-/// `v8.serialize(v)`, as stored bytes; a value it rejects is a `TypeError` whose `cause` is
-/// the serializer's own error.
+/// The stored form of a structured value: `v8.serialize(v8.deserialize(v8.serialize(v)))`.
+///
+/// One round trip more than needed to copy it, because V8's encoding of an object depends on
+/// internal state that JavaScript cannot see (an array is written dense or sparse depending on
+/// its elements' representation, which changes with how it was built): the same array can
+/// serialize to different bytes, and the one `get` returns to yet other bytes. After one
+/// round trip the encoding is a fixed point (serializing what deserialization builds gives the
+/// same bytes again), so that a value read back compares equal, in `compareAndSet`, to the
+/// stored one. A value the serializer rejects is a `TypeError` whose `cause` is the
+/// serializer's own error.
 fn serialize<'s>(js: Js<'s>, v: Val<'s>, what: &str, state: &EnvState) -> Res<Box<[u8]>> {
-    let out = match js.call(state.serializer(js)?, &[v]) {
-        Ok(out) => out,
+    let first = serialize_once(js, v, what, state)?;
+    let copy = js.call(state.deserializer(js)?, &[first])?;
+    let normal = serialize_once(js, copy, what, state)?;
+    match js.typed_array(normal)? {
+        Some((View::Uint8, bytes)) => Ok(bytes.into()),
+        _ => Err(Failure::error(
+            crate::error::INTERNAL,
+            "v8.serialize did not return a Buffer",
+        )),
+    }
+}
+
+fn serialize_once<'s>(js: Js<'s>, v: Val<'s>, what: &str, state: &EnvState) -> Res<Val<'s>> {
+    match js.call(state.serializer(js)?, &[v]) {
+        Ok(out) => Ok(out),
         Err(Failure::Pending) => {
             let cause = js.take_exception()?;
             let message = js.message_of(cause).unwrap_or_default();
@@ -246,16 +271,9 @@ fn serialize<'s>(js: Js<'s>, v: Val<'s>, what: &str, state: &EnvState) -> Res<Bo
             )?;
             js.set_named(e, c"cause", cause)?;
             js.throw(e)?;
-            return Err(Failure::Pending);
+            Err(Failure::Pending)
         }
-        Err(f) => return Err(f),
-    };
-    match js.typed_array(out)? {
-        Some((View::Uint8, bytes)) => Ok(bytes.into()),
-        _ => Err(Failure::error(
-            crate::error::INTERNAL,
-            "v8.serialize did not return a Buffer",
-        )),
+        Err(f) => Err(f),
     }
 }
 
@@ -287,6 +305,7 @@ mod tests {
         let back = Value::add(Some(&big), &Value::Int(-1), "t").unwrap();
         assert_eq!(back, max);
         assert_eq!(Value::add(None, &Value::Int(3), "t").unwrap(), Value::Int(3));
+        assert_eq!(Value::add(None, &Value::Number(-0.0), "t").unwrap(), Value::Number(0.0));
         assert_eq!(
             Value::add(Some(&Value::Number(1.5)), &Value::Number(2.0), "t").unwrap(),
             Value::Number(3.5)
