@@ -251,7 +251,10 @@ unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, doma
             }
         };
         // AcqRel: one decision wins; Release publishes it.
-        state = match desc.state.compare_exchange(PENDING, decided, AcqRel, Acquire) {
+        state = match desc
+            .state
+            .compare_exchange(PENDING, decided, AcqRel, Acquire)
+        {
             Ok(_) => decided,
             Err(now) => now,
         };
