@@ -110,6 +110,17 @@ impl<K, V, S> Snapshot<K, V, S> {
         &self.inner.hasher
     }
 
+    /// The number of main nodes on the longest path down from the root (the root's
+    /// counts): the trie's depth, for tests of its shape. The hash gives 5 bits per level,
+    /// so it is at most 14: 13 levels of branch nodes for the 64 bits, then a collision list.
+    #[doc(hidden)]
+    pub fn depth(&self) -> usize {
+        // Safety: the snapshot holds its root for as long as the walk borrows it.
+        let mut walk = unsafe { RawIter::new(self.inner.root, &self.inner.domain) };
+        while walk.next_leaf::<K, V>().is_some() {}
+        walk.deepest
+    }
+
     /// An iterator over the entries, in hash order.
     pub fn iter(&self) -> SnapshotIter<'_, K, V> {
         SnapshotIter {
@@ -163,7 +174,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Snapshot<K, V, S> {
         let mut level = 0;
         let matches = |b: Branch| {
             // Safety: frozen and kept alive by the snapshot.
-            let leaf = unsafe { &*b.as_leaf::<K, V>() };
+            let leaf = unsafe { (*b.as_leaf::<K, V>()).entry() };
             (leaf.hash == hash && leaf.key.borrow() == key).then_some((&leaf.key, &leaf.value))
         };
         loop {
@@ -252,6 +263,8 @@ struct RawIter<'d> {
     guard: HazardPointer<'d>,
     /// The main nodes of the path, each with the next array index to visit.
     stack: Vec<(*const Main, usize)>,
+    /// The longest `stack` so far.
+    deepest: usize,
 }
 
 impl<'d> RawIter<'d> {
@@ -266,6 +279,7 @@ impl<'d> RawIter<'d> {
             domain,
             guard,
             stack: vec![(m, 0)],
+            deepest: 1,
         }
     }
 
@@ -293,6 +307,7 @@ impl<'d> RawIter<'d> {
             let child =
                 unsafe { gcas_read(b.as_inode(), &mut self.guard, Decide::Frozen, self.domain) };
             self.stack.push((child, 0));
+            self.deepest = self.deepest.max(self.stack.len());
         }
     }
 }
@@ -309,7 +324,7 @@ impl<'a, K, V> Iterator for SnapshotIter<'a, K, V> {
     fn next(&mut self) -> Option<Self::Item> {
         let leaf = self.raw.next_leaf::<K, V>()?;
         // Safety: the snapshot, borrowed for 'a, keeps the leaf alive.
-        let leaf = unsafe { &*leaf };
+        let leaf = unsafe { (*leaf).entry() };
         Some((&leaf.key, &leaf.value))
     }
 }

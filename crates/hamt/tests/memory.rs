@@ -1406,3 +1406,166 @@ fn keys_and_values_shared_by_snapshots_are_dropped_once() {
     assert_each_dropped_once("after dropping every map and snapshot");
     m.assert_all_freed("after dropping every map and snapshot");
 }
+
+// ---------------------------------------------------------------------------------------
+// (g) Hostile and extreme input
+
+/// 5,000 keys whose 64-bit hashes are all equal (and, with a low-bits-only hasher, 5,000 keys
+/// on 256 hashes): every operation is correct, and the trie stops at its last level, 13
+/// levels of branch nodes for the 64 bits and then one collision list, instead of growing
+/// with the number of keys.
+#[test]
+fn five_thousand_keys_with_one_full_hash() {
+    let m = Measure::start(1);
+    for (name, hasher) in [
+        ("constant", Masked::CONSTANT),
+        ("low bits", Masked::LOW_BITS),
+    ] {
+        let map: Hamt<u64, u64, Masked> = Hamt::with_hasher(hasher);
+        for k in 0..5_000 {
+            assert!(map.insert_if_absent(k, k * 3), "{name}: insert {k}");
+        }
+        assert!(!map.insert_if_absent(17, 0));
+        assert_eq!(map.len(), 5_000);
+        for k in 0..5_000 {
+            assert_eq!(map.get(&k).map(|r| *r), Some(k * 3), "{name}: get {k}");
+        }
+        assert!(map.get(&5_000).is_none());
+        assert_eq!(*map.compare_exchange(9, &27, 1).unwrap(), 1);
+        assert_eq!(*map.insert(9, 27).unwrap(), 1);
+        let snap = map.read_only_snapshot();
+        assert_eq!(snap.len(), 5_000);
+        assert_eq!(
+            snap.depth(),
+            14,
+            "{name}: 13 levels of branch nodes for 64 bits of hash, then a collision list"
+        );
+        for k in (0..5_000).step_by(2) {
+            assert_eq!(
+                map.remove(&k).map(|r| *r),
+                Some(k * 3),
+                "{name}: remove {k}"
+            );
+        }
+        for k in 0..5_000 {
+            let expected = (k % 2 == 1).then_some(k * 3);
+            assert_eq!(
+                map.get(&k).map(|r| *r),
+                expected,
+                "{name}: get {k} after removals"
+            );
+            assert_eq!(
+                snap.get(&k),
+                Some(&(k * 3)),
+                "{name}: the snapshot keeps {k}"
+            );
+        }
+        let mut keys: Vec<u64> = map.iter().map(|r| *r.key()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            (1..5_000).step_by(2).collect::<Vec<_>>(),
+            "{name}: iter"
+        );
+        assert!(map.read_only_snapshot().depth() <= 14);
+    }
+    m.assert_all_freed("after dropping the maps");
+}
+
+/// A sum that depends on every byte and its position.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0u64, |h, &b| h.rotate_left(5) ^ u64::from(b))
+}
+
+/// A 1 MiB key with a 64 MiB value: stored without a copy (the map keeps the allocations it
+/// was given), found through an equal key, read back intact from the map and a snapshot,
+/// removed, and freed.
+#[test]
+fn a_64_mib_value_and_a_1_mib_key_round_trip() {
+    let m = Measure::start(1);
+    {
+        let key: Vec<u8> = (0..1usize << 20).map(|i| (i * 7 % 251) as u8).collect();
+        let value: Vec<u8> = (0..64usize << 20).map(|i| (i % 253) as u8).collect();
+        let (key_sum, value_sum) = (checksum(&key), checksum(&value));
+        let (key_at, value_at) = (key.as_ptr(), value.as_ptr());
+        // An equal key in another allocation: lookups compare contents.
+        let probe = key.clone();
+        let map: Hamt<Vec<u8>, Vec<u8>> = Hamt::new();
+        let before = m.above().0;
+        assert!(map.insert(key, value).is_none());
+        assert!(
+            m.above().0 - before < 4096,
+            "the insert copied the key or the value: {} bytes more",
+            m.above().0 - before
+        );
+        let r = map.get(&probe).expect("found through an equal key");
+        assert_eq!((r.key().as_ptr(), r.value().as_ptr()), (key_at, value_at));
+        assert_eq!(r.value().len(), 64 << 20);
+        assert_eq!(
+            (checksum(r.key()), checksum(r.value())),
+            (key_sum, value_sum)
+        );
+        drop(r);
+        let snap = map.read_only_snapshot();
+        assert_eq!(snap.get(&probe).map(|v| v.as_ptr()), Some(value_at));
+        let removed = map.remove(&probe).expect("removed");
+        assert_eq!(checksum(removed.value()), value_sum);
+        drop(removed);
+        assert!(map.is_empty());
+        // The snapshot still holds it; once dropped, the 65 MiB go.
+        assert_eq!(snap.get(&probe).map(|v| checksum(v)), Some(value_sum));
+        drop(snap);
+        map.reclaim();
+        assert_eq!(map.stats().pending, 0);
+        assert!(
+            m.above().0 < (1 << 20) + 64 * 1024,
+            "the value and the key are freed: {} bytes live (the 1 MiB probe among them)",
+            m.above().0
+        );
+    }
+    m.assert_all_freed("after dropping the map");
+}
+
+/// 10^6 entries inserted, then cleared: the reclamation counters balance and the map is back
+/// to the bytes of an empty map (one that has been written once).
+#[test]
+fn a_million_entries_inserted_then_cleared_return_their_memory() {
+    let m = Measure::start(1);
+    let map: Hamt<u64, u64> = Hamt::new();
+    // An empty map after one write: its counter stripes and this thread's retired list in
+    // the map's domain exist from the first write on (see
+    // `removing_every_key_returns_to_an_empty_map`).
+    map.insert(u64::MAX, 0);
+    drop(map.remove(&u64::MAX));
+    map.reclaim();
+    let empty = m.above();
+    for k in 0..1_000_000 {
+        map.insert(k, k);
+    }
+    assert_eq!(map.len(), 1_000_000);
+    let full = m.above();
+    assert!(
+        full.0 - empty.0 > 1_000_000 * 32,
+        "{full:?} against {empty:?}"
+    );
+    map.clear();
+    assert!(map.is_empty());
+    assert!(map.get(&123).is_none());
+    map.reclaim();
+    let stats = map.stats();
+    assert_eq!(stats.pending, 0, "{stats:?}");
+    assert_eq!(stats.retired, stats.reclaimed);
+    assert!(
+        stats.retired >= 1_000_000,
+        "the cleared nodes went through the domain: {stats:?}"
+    );
+    assert_eq!(
+        m.above(),
+        empty,
+        "after clear: (bytes, blocks) against the empty map's"
+    );
+    drop(map);
+    m.assert_all_freed("after dropping the map");
+}

@@ -2,6 +2,8 @@
 //! trie's unusual shapes (collision lists, deep chains, collisions in the top levels).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod ops;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{BuildHasher, Hasher};
 
