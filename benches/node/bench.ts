@@ -328,6 +328,27 @@ async function main(): Promise<void> {
   report()
 }
 
+function med(group: string, subject: string): number {
+  const r = rows.get(`${group}\u0000${subject}`)
+  return r ? median(r.samples) : NaN
+}
+
+/** The issue's goals, each as a ratio measured in this run. */
+function goals(): { goal: string; value: number; target: number; met: boolean }[] {
+  const g: { goal: string; value: number; target: number; met: boolean }[] = []
+  const add = (goal: string, value: number, target: number, higherIsBetter = true): void => {
+    g.push({ goal, value, target, met: higherIsBetter ? value >= target : value <= target })
+  }
+  add('get, number keys: Hamt / lmdb getBinaryFast (speed)', med('get, number keys', 'lmdb getBinaryFast') / med('get, number keys', 'Hamt'), 3)
+  add('get, string keys: Hamt / lmdb getBinaryFast (speed)', med('get, string keys', 'lmdb getBinaryFast') / med('get, string keys', 'Hamt'), 2)
+  add('get, number keys: Hamt time / no-op native call time', med('get, number keys', 'Hamt') / med('get, number keys', 'no-op native call'), 1.5, false)
+  add('get, string keys: Hamt time / no-op native call time', med('get, string keys', 'Hamt') / med('get, string keys', 'no-op native call'), 1.5, false)
+  add('aggregate get: 2 workers / 1 worker (Hamt)', med('aggregate get, 1 worker(s)', 'Hamt') / med('aggregate get, 2 worker(s)', 'Hamt'), 1.8)
+  add('set, number keys: Hamt / lmdb putSync in transactionSync', med('set, number keys', 'lmdb putSync in transactionSync') / med('set, number keys', 'Hamt'), 3)
+  add('set, string keys: Hamt / lmdb putSync in transactionSync', med('set, string keys', 'lmdb putSync in transactionSync') / med('set, string keys', 'Hamt'), 3)
+  return g
+}
+
 function report(): void {
   const byGroup = new Map<string, Row[]>()
   for (const r of rows.values()) {
@@ -336,16 +357,75 @@ function report(): void {
     byGroup.set(r.group, list)
   }
   const lines: string[] = []
+  const md: string[] = [
+    `Node ${process.version}, ${os.cpus().length} CPUs, ${N.toLocaleString('en-US')} entries per key kind, median of ${ROUNDS} interleaved round(s); ` +
+      `aggregate rows are ns per operation of the whole (1e3 / Mops/s). Load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`,
+    '',
+    '| operation | subject | ns/op | Mops/s | spread | Hamt speed / subject speed |',
+    '|---|---|---:|---:|---:|---:|',
+  ]
   for (const [group, list] of byGroup) {
     const ours = list.find((r) => r.subject === 'Hamt')
     const oursMed = ours ? median(ours.samples) : NaN
     lines.push(`\n${group}`)
     for (const r of list) {
       const m = median(r.samples)
-      const spread = r.samples.length > 1 ? ` ±${((100 * (Math.max(...r.samples) - Math.min(...r.samples))) / 2 / m).toFixed(0)}%` : ''
+      const spread = r.samples.length > 1 ? (100 * (Math.max(...r.samples) - Math.min(...r.samples))) / 2 / m : 0
       const ratio = r === ours ? '' : `  (Hamt ${(m / oursMed).toFixed(2)}x its speed)`
-      lines.push(`  ${r.subject.padEnd(48)} ${m.toFixed(1).padStart(9)} ns/op ${(1e3 / m).toFixed(2).padStart(7)} Mops/s${spread}${ratio}`)
+      lines.push(`  ${r.subject.padEnd(48)} ${m.toFixed(1).padStart(9)} ns/op ${(1e3 / m).toFixed(2).padStart(7)} Mops/s ±${spread.toFixed(0)}%${ratio}`)
+      md.push(`| ${group} | ${r.subject} | ${m.toFixed(0)} | ${(1e3 / m).toFixed(2)} | ±${spread.toFixed(0)}% | ${r === ours ? '' : `${(m / oursMed).toFixed(2)}x`} |`)
     }
   }
+  lines.push('\ngoals (this run)')
+  md.push('', '| goal | measured | target | met |', '|---|---:|---:|---|')
+  for (const g of goals()) {
+    lines.push(`  ${g.goal.padEnd(60)} ${g.value.toFixed(2).padStart(6)}x  (target ${g.target}x)  ${g.met ? 'met' : 'NOT met'}`)
+    md.push(`| ${g.goal} | ${g.value.toFixed(2)}x | ${g.target}x | ${g.met ? 'yes' : 'no'} |`)
+  }
   console.log(lines.join('\n'))
+  if (!quick) {
+    const dir = path.join(__dirname, '..', '..', '..', 'benches', 'results')
+    fs.writeFileSync(path.join(dir, 'node.md'), md.join('\n') + '\n')
+    fs.writeFileSync(path.join(dir, 'node.svg'), plot(byGroup))
+    console.log(`\nwrote benches/results/node.md and benches/results/node.svg`)
+  }
+}
+
+/** A horizontal bar chart (Mops/s, log scale) of every group, as SVG text. */
+function plot(byGroup: Map<string, Row[]>): string {
+  const colors: Record<string, string> = {
+    Hamt: '#d62728',
+    Map: '#7f7f7f',
+    'no-op native call': '#bcbd22',
+    'lmdb getBinaryFast': '#1f77b4',
+    'lmdb get': '#aec7e8',
+    'lmdb doesExist': '#1f77b4',
+    'lmdb putSync in transactionSync': '#1f77b4',
+    'lmdb removeSync in transactionSync': '#1f77b4',
+    sharedmap: '#2ca02c',
+  }
+  const bar = 14
+  const left = 290
+  const width = 860
+  const scale = (mops: number): number => (Math.log10(Math.max(mops, 0.001)) + 3) * ((width - left - 80) / 5) // 0.001 .. 100 Mops/s
+  const parts: string[] = []
+  let y = 30
+  for (const [group, list] of byGroup) {
+    parts.push(`<text x="4" y="${y + 11}" font-weight="bold">${group}</text>`)
+    y += 18
+    for (const r of list) {
+      const mops = 1e3 / median(r.samples)
+      const color = colors[r.subject] ?? '#9467bd'
+      parts.push(`<text x="${left - 6}" y="${y + 11}" text-anchor="end">${r.subject}</text>`)
+      parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, scale(mops)).toFixed(1)}" height="${bar - 2}" fill="${color}"/>`)
+      parts.push(`<text x="${(left + scale(mops) + 4).toFixed(1)}" y="${y + 11}">${mops.toFixed(2)}</text>`)
+      y += bar
+    }
+    y += 8
+  }
+  const ticks = [0.001, 0.01, 0.1, 1, 10, 100]
+    .map((t) => `<line x1="${left + scale(t)}" y1="22" x2="${left + scale(t)}" y2="${y}" stroke="#ddd"/><text x="${left + scale(t)}" y="18" text-anchor="middle">${t}</text>`)
+    .join('')
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif" font-size="11">` +
+    `<rect width="100%" height="100%" fill="white"/>${ticks}<text x="${left}" y="8">Mops/s (log scale), higher is better</text>${parts.join('')}</svg>\n`
 }
