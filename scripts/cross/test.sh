@@ -92,7 +92,7 @@ rust_tests() { # rust_tests ARCH
   env RUSTC=/usr/bin/rustc "RUSTFLAGS=--sysroot=$CROSS/rust-sysroot/usr" \
     "CARGO_TARGET_${env_t}_LINKER=$linker" \
     "CARGO_TARGET_${env_t}_RUNNER=$qemu -L /usr/$gnu" \
-    cargo test --locked --target "$triple" --workspace --exclude benches --exclude concurrent-hamt-node \
+    cargo test --locked --no-fail-fast --target "$triple" --workspace --exclude benches --exclude concurrent-hamt-node \
     --lib --tests --target-dir "$CROSS/cargo"
 }
 

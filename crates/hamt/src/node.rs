@@ -252,23 +252,21 @@ struct Head {
 }
 
 impl Main {
-    /// Words after the header: the branches, and for a list as many sequence numbers.
-    fn words(kind: Kind, len: usize) -> usize {
+    /// The layout of a main node: the header, `len` branches, and for a list as many 64-bit
+    /// sequence numbers after them, aligned for `u64` (on 32-bit targets a branch is 4 bytes:
+    /// the numbers need their own room and alignment, not a second array of branches); and
+    /// the offset of those sequence numbers from the node's start (0 for other kinds).
+    fn layout(kind: Kind, len: usize) -> (Layout, usize) {
+        let overflow = "main node size overflows";
+        let (layout, _) = Layout::new::<Main>()
+            .extend(Layout::array::<Branch>(len).expect(overflow))
+            .expect(overflow);
         if kind == Kind::List {
-            2 * len
+            let (layout, seqs) = layout.extend(Layout::array::<u64>(len).expect(overflow)).expect(overflow);
+            (layout.pad_to_align(), seqs)
         } else {
-            len
+            (layout.pad_to_align(), 0)
         }
-    }
-
-    fn layout(kind: Kind, len: usize) -> Layout {
-        Layout::new::<Main>()
-            .extend(
-                Layout::array::<Branch>(Self::words(kind, len)).expect("main node size overflows"),
-            )
-            .expect("main node size overflows")
-            .0
-            .pad_to_align()
     }
 
     /// Allocates a main node and fills its array from `entries` (exactly `len` items).
@@ -280,7 +278,7 @@ impl Main {
         entries: impl IntoIterator<Item = Branch>,
     ) -> *mut Main {
         assert!(len <= LEN_MASK as usize, "collision list too long");
-        let layout = Self::layout(kind, len);
+        let (layout, _) = Self::layout(kind, len);
         // Safety: the layout has a non-zero size (the header).
         let p = unsafe { alloc::alloc(layout) }.cast::<Main>();
         if p.is_null() {
@@ -317,7 +315,7 @@ impl Main {
     /// 1. `p` came from [`Main::alloc`] and is freed once, when no thread can read it.
     pub(crate) unsafe fn free(p: *mut Main) {
         // Safety: 1. `p` is a live main node.
-        let layout = unsafe { Self::layout((*p).kind(), (*p).len()) };
+        let (layout, _) = unsafe { Self::layout((*p).kind(), (*p).len()) };
         // Safety: 1. ours alone; the header's fields are dropped once (a no-op outside loom,
         // where no field has drop glue; under loom, the write access that checks that every
         // reader is done, see `Data`). The branches own nothing.
@@ -404,13 +402,11 @@ impl Main {
     fn list(entries: &[(Branch, u64)], gen: u64) -> *mut Main {
         let len = entries.len();
         let p = Self::alloc(Kind::List, gen, 0, len, entries.iter().map(|&(b, _)| b));
-        // Safety: a fresh list of `len` entries has room for `len` sequence numbers after
-        // them; written once before publication.
+        let (_, offset) = Self::layout(Kind::List, len);
+        // Safety: a fresh list of `len` entries has room for `len` sequence numbers at
+        // `offset`, aligned for `u64` (see `layout`); written once before publication.
         unsafe {
-            let seqs = ptr::addr_of_mut!((*p).entries)
-                .cast::<Branch>()
-                .add(len)
-                .cast::<u64>();
+            let seqs = p.cast::<u8>().add(offset).cast::<u64>();
             for (i, &(_, seq)) in entries.iter().enumerate() {
                 seqs.add(i).write(seq);
             }
@@ -421,10 +417,12 @@ impl Main {
     /// A list's sequence numbers (see [`list`](Self::list)).
     pub(crate) fn seqs(&self) -> &[u64] {
         debug_assert_eq!(self.kind(), Kind::List);
-        // Safety: a list holds `len` sequence numbers after its `len` branches.
+        let (_, offset) = Self::layout(Kind::List, self.len());
+        // Safety: a list holds `len` sequence numbers at `offset`, aligned, written before the
+        // node was published and never after.
         unsafe {
             std::slice::from_raw_parts(
-                self.entries.as_ptr().add(self.len()).cast::<u64>(),
+                (self as *const Main).cast::<u8>().add(offset).cast::<u64>(),
                 self.len(),
             )
         }
@@ -798,6 +796,28 @@ pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
     if let Some(p) = panic {
         if !std::thread::panicking() {
             std::panic::resume_unwind(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A collision list's sequence numbers lie after its branches, aligned, inside the
+    /// allocation, on every target (on 32-bit ones a branch is half a sequence number: the
+    /// cross-target suite, scripts/cross/test.sh, runs this under qemu for i686 and armv7).
+    #[test]
+    fn list_layout_holds_branches_then_aligned_sequence_numbers() {
+        for len in 0..40 {
+            let (layout, seqs) = Main::layout(Kind::List, len);
+            let branches_end = std::mem::offset_of!(Main, entries) + len * std::mem::size_of::<Branch>();
+            assert!(seqs >= branches_end, "len {len}: sequence numbers overlap the branches");
+            assert_eq!(seqs % std::mem::align_of::<u64>(), 0, "len {len}: misaligned");
+            assert!(seqs + len * 8 <= layout.size(), "len {len}: past the allocation");
+            assert!(layout.align() >= std::mem::align_of::<u64>());
+            let (cnode, _) = Main::layout(Kind::CNode, len);
+            assert!(branches_end <= cnode.size());
         }
     }
 }

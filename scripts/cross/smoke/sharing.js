@@ -53,7 +53,7 @@ async function handOffAndRelease() {
   const after = Hamt.stats()
   assert.strictEqual(after.maps, before.maps, 'the map is freed with its last handle')
   assert.strictEqual(after.handles, before.handles, "the workers' handles were released")
-  assert.throws(() => Hamt.attach(h.share()), (e) => /** @type {{code?: string}} */ (e).code === 'ERR_HAMT_STALE_TOKEN')
+  assert.throws(() => Hamt.attach(h.handle), (e) => /** @type {{code?: string}} */ (e).code === 'ERR_HAMT_STALE_TOKEN')
 }
 
 module.exports = { sharedByWorkers, handOffAndRelease }
