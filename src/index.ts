@@ -93,28 +93,35 @@ const enum Mode {
 /** Entries fetched from native code per call while iterating. */
 const BATCH = 256
 
-function typeError(code: HamtErrorCode, message: string): TypeError {
-  return Object.assign(new TypeError(message), { code })
+function typeError(code: HamtErrorCode, message: string, cause?: unknown): TypeError {
+  const e = Object.assign(new TypeError(message), { code })
+  if (cause !== undefined) {
+    Object.defineProperty(e, 'cause', { value: cause, writable: true, configurable: true })
+  }
+  return e
 }
+
+const notAToken = 'Hamt.attach: handle must be what share() returned (or a Hamt, or a Hamt received through postMessage)'
 
 /** The token inside a handle, a `Hamt`, or a `Hamt` that went through structured clone. */
 function tokenOf(handle: unknown): string {
-  let h = handle
-  if (typeof h === 'object' && h !== null && !('token' in h) && 'handle' in h) {
-    h = (h as { handle: unknown }).handle
+  let token: unknown
+  try {
+    let h = handle
+    if (typeof h === 'object' && h !== null && !('token' in h) && 'handle' in h) {
+      h = (h as { handle: unknown }).handle
+    }
+    if (typeof h === 'object' && h !== null && (h as { kind?: unknown }).kind === 'concurrent-hamt') {
+      token = (h as { token?: unknown }).token
+    }
+  } catch (e) {
+    // A revoked proxy, a throwing getter: not a token.
+    throw typeError('ERR_HAMT_INVALID_TOKEN', notAToken, e)
   }
-  if (
-    typeof h === 'object' &&
-    h !== null &&
-    (h as { kind?: unknown }).kind === 'concurrent-hamt' &&
-    typeof (h as { token?: unknown }).token === 'string'
-  ) {
-    return (h as HamtHandle).token
+  if (typeof token !== 'string') {
+    throw typeError('ERR_HAMT_INVALID_TOKEN', notAToken)
   }
-  throw typeError(
-    'ERR_HAMT_INVALID_TOKEN',
-    'Hamt.attach: handle must be what share() returned (or a Hamt, or a Hamt received through postMessage)',
-  )
+  return token
 }
 
 /** Set by {@link wrap} for the constructor to adopt, so that every `Hamt` has one shape. */
@@ -353,15 +360,31 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
     return this.native.getMany(keys) as (V | undefined)[]
   }
 
-  /** `set` for each entry, in order; not atomic as a whole. */
+  /**
+   * `set` for each entry, in order; not atomic as a whole. A `TypeError` met while iterating
+   * `entries` becomes `ERR_HAMT_INVALID_ARGUMENT` (the original is its `cause`); any other
+   * error thrown by the iterable's own code propagates as it is.
+   */
   setMany(entries: Iterable<readonly [K, V]>): this {
-    if (Array.isArray(entries)) {
-      this.native.setMany(entries)
-    } else if (entries !== null && typeof entries === 'object' && Symbol.iterator in entries) {
-      this.native.setMany(Array.from(entries))
-    } else {
-      throw typeError('ERR_HAMT_INVALID_ARGUMENT', 'Hamt.setMany: entries must be an iterable of [key, value] entries')
+    let list: readonly (readonly [K, V])[]
+    try {
+      if (Array.isArray(entries)) {
+        list = entries
+      } else if (entries !== null && typeof entries === 'object' && typeof (entries as Iterable<unknown>)[Symbol.iterator] === 'function') {
+        list = Array.from(entries)
+      } else {
+        throw typeError('ERR_HAMT_INVALID_ARGUMENT', 'Hamt.setMany: entries must be an iterable of [key, value] entries')
+      }
+    } catch (e) {
+      if (e instanceof TypeError && !('code' in e)) {
+        // The engine's TypeError about the argument (a revoked proxy, a view of a detached
+        // buffer; or a TypeError thrown by the iterable's own code): given our code, with the
+        // original as its `cause`. Other errors propagate as they are.
+        throw typeError('ERR_HAMT_INVALID_ARGUMENT', `Hamt.setMany: entries cannot be iterated (${e.message})`, e)
+      }
+      throw e
     }
+    this.native.setMany(list)
     return this
   }
 

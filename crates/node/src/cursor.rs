@@ -8,6 +8,7 @@
 //! JavaScript iterator closes it when it finishes or is abandoned with `break`/`return`) or
 //! collected.
 
+use crate::env;
 use crate::error::{finish, Failure, Res, INVALID_ARGUMENT};
 use crate::js::Js;
 use crate::key::Key;
@@ -17,6 +18,8 @@ use napi::bindgen_prelude::{Env, Result, Unknown};
 use napi_derive::napi;
 use self_cell::self_cell;
 use smallvec::SmallVec;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 
 type Entries<'a> = SnapshotIter<'a, Key, Value>;
 
@@ -40,17 +43,33 @@ enum Mode {
 /// The largest batch a call may ask for.
 const MAX_BATCH: u32 = 1 << 16;
 
+/// A cursor's walk, shared with its environment's list of things to release at tear-down:
+/// `None` once finished, closed or released.
+struct WalkCell(RefCell<Option<Walk>>);
+
+impl env::Release for WalkCell {
+    fn release(&self) {
+        // Never borrowed across JavaScript (see `batch`), so never busy here; if it were,
+        // keeping the walk is safe (its finalizer or the thread's exit frees it).
+        if let Ok(mut w) = self.0.try_borrow_mut() {
+            *w = None;
+        }
+    }
+}
+
 /// A cursor over a read-only snapshot (the JavaScript layer's iterators wrap one).
 #[napi(js_name = "NativeCursor")]
 pub struct NativeCursor {
-    walk: Option<Walk>,
+    walk: Rc<WalkCell>,
 }
 
 impl NativeCursor {
-    pub(crate) fn new(snapshot: Snapshot<Key, Value>) -> Self {
-        NativeCursor {
-            walk: Some(Walk::new(snapshot, |s| s.iter())),
-        }
+    /// A cursor of this environment over `snapshot`.
+    pub(crate) fn open(js: Js<'_>, snapshot: Snapshot<Key, Value>) -> Res<Self> {
+        let state = env::state(js)?;
+        let walk = Rc::new(WalkCell(RefCell::new(Some(Walk::new(snapshot, |s| s.iter())))));
+        state.register(Rc::downgrade(&walk) as Weak<dyn env::Release>);
+        Ok(NativeCursor { walk })
     }
 }
 
@@ -68,7 +87,7 @@ impl NativeCursor {
     /// Lets go of the snapshot (idempotent).
     #[napi(catch_unwind)]
     pub fn close(&mut self) {
-        self.walk = None;
+        env::Release::release(&*self.walk);
     }
 }
 
@@ -90,7 +109,8 @@ impl NativeCursor {
         // deserialize structured values after.
         let mut outs: SmallVec<[Out<'s>; 64]> = SmallVec::new();
         let mut ended = true;
-        if let Some(walk) = self.walk.as_mut() {
+        let mut slot = self.walk.0.borrow_mut();
+        if let Some(walk) = slot.as_mut() {
             let mut got = 0;
             let mut converted = Ok(());
             walk.with_dependent_mut(|_, entries| {
@@ -115,8 +135,9 @@ impl NativeCursor {
             ended = got < count;
         }
         if ended {
-            self.walk = None;
+            *slot = None;
         }
+        drop(slot); // before any JavaScript runs (deserialization below)
         let array = js.array(outs.len())?;
         for (i, out) in outs.into_iter().enumerate() {
             js.set_element(array, i as u32, out.finish(js)?)?;

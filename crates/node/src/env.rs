@@ -3,16 +3,16 @@
 //! - The structured-clone functions (`v8.serialize`, `v8.deserialize`) that the JavaScript
 //!   layer hands over once per environment ([`configure`]), and `Buffer.prototype` (to tell a
 //!   `Buffer` from a plain `Uint8Array`).
-//! - The environment's live handles, so that its tear-down (the thread's exit, or
-//!   `worker.terminate()`) releases their references on the native maps even when their
-//!   finalizers never run: an environment clean-up hook closes them all.
+//! - The environment's live handles and iteration cursors, so that its tear-down (the
+//!   thread's exit, or `worker.terminate()`) releases their references on the native maps
+//!   and the snapshots and hazard records of cursors, even when their finalizers never run
+//!   (after `terminate()` they may not): an environment clean-up hook releases them all.
 //!
 //! The state is the addon's instance data, created on first use. It is reference-counted:
 //! the instance data holds one count and the clean-up hook another, so it stays valid
 //! whichever of the two Node runs first at tear-down.
 
 use crate::error::{Failure, Res, INVALID_ARGUMENT};
-use crate::handle::HandleCell;
 use crate::js::{Js, Persistent, Type, Val};
 use napi::sys;
 use std::cell::{OnceCell, RefCell};
@@ -29,11 +29,19 @@ pub struct EnvState {
     handles: RefCell<Handles>,
 }
 
-/// The environment's handles: weak, so that a handle collected by the garbage collector
-/// simply leaves a dead entry, pruned when the list has doubled since the last pruning.
+/// What the environment's tear-down must release: a handle's reference on its map, a
+/// cursor's snapshot (and the hazard record its walk holds).
+pub trait Release {
+    /// Releases it (idempotent). Runs no JavaScript and calls no Node-API.
+    fn release(&self);
+}
+
+/// The environment's handles and cursors: weak, so that one collected by the garbage
+/// collector simply leaves a dead entry, pruned when the list has doubled since the last
+/// pruning.
 #[derive(Default)]
 struct Handles {
-    cells: Vec<Weak<HandleCell>>,
+    cells: Vec<Weak<dyn Release>>,
     prune_at: usize,
 }
 
@@ -55,21 +63,32 @@ impl EnvState {
         js.get(self.buffer_prototype.get_or_init(|| p))
     }
 
-    /// Records a new handle of this environment.
-    pub fn register(&self, cell: &Rc<HandleCell>) {
+    /// Records a new handle or cursor of this environment.
+    pub fn register(&self, cell: Weak<dyn Release>) {
         let mut h = self.handles.borrow_mut();
         if h.cells.len() >= h.prune_at {
             h.cells.retain(|w| w.strong_count() > 0);
             h.prune_at = (h.cells.len() * 2).max(64);
         }
-        h.cells.push(Rc::downgrade(cell));
+        h.cells.push(cell);
     }
 
-    /// Closes every live handle of the environment (its tear-down).
+    /// Releases every live handle and cursor of the environment (its tear-down).
     fn close_all(&self) {
         let cells = std::mem::take(&mut self.handles.borrow_mut().cells);
         for cell in cells.iter().filter_map(Weak::upgrade) {
             cell.release();
+        }
+    }
+
+    /// Deletes the environment's references (at its tear-down, when no callback can use them).
+    fn delete_references(&self, env: sys::napi_env) {
+        for p in [&self.serialize, &self.deserialize, &self.buffer_prototype] {
+            if let Some(p) = p.get() {
+                // Safety: `env` is the environment being torn down, whose references these
+                // are; no callback of it runs any more, so none is used after this.
+                unsafe { p.delete(env) };
+            }
         }
     }
 }
@@ -128,10 +147,13 @@ unsafe extern "C" fn cleanup(arg: *mut c_void) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.close_all()));
 }
 
-unsafe extern "C" fn finalize_state(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+unsafe extern "C" fn finalize_state(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     // Safety: `data` is the box set as instance data in `state`, given back once.
     let state = unsafe { Box::from_raw(data.cast::<Rc<EnvState>>()) };
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(state)));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        state.delete_references(env);
+        drop(state)
+    }));
 }
 
 /// `configure(serialize, deserialize)`: the JavaScript layer's structured-clone functions.

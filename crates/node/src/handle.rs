@@ -27,7 +27,7 @@ use crate::registry::{self, HamtStats, Map, Shared, HANDLES, REPORTED};
 use napi::bindgen_prelude::{Env, ObjectFinalize, Result, Unknown};
 use napi_derive::napi;
 use std::cell::{Cell, Ref, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -127,6 +127,12 @@ impl Drop for HandleCell {
     }
 }
 
+impl env::Release for HandleCell {
+    fn release(&self) {
+        HandleCell::release(self);
+    }
+}
+
 fn closed() -> Failure {
     Failure::error(
         CLOSED,
@@ -154,7 +160,8 @@ impl NativeHamt {
     pub(crate) fn open(js: Js<'_>, shared: Arc<Shared>) -> Res<NativeHamt> {
         let state = env::state(js)?;
         let cell = HandleCell::new(shared);
-        state.register(&cell);
+        let weak: Weak<dyn env::Release> = Rc::downgrade(&cell) as Weak<dyn env::Release>;
+        state.register(weak);
         cell.sync_memory(js);
         Ok(NativeHamt { cell })
     }
@@ -221,12 +228,12 @@ impl NativeHamt {
     /// A cursor over a read-only snapshot taken now.
     #[napi(catch_unwind)]
     pub fn cursor(&self, env: Env) -> Result<NativeCursor> {
-        finish(
-            env.raw(),
-            self.cell
-                .writable("Hamt iteration")
-                .map(|s| NativeCursor::new(s.map.read_only_snapshot())),
-        )
+        let js = Js::new(&env);
+        let result = (|| {
+            let snapshot = self.cell.writable("Hamt iteration")?.map.read_only_snapshot();
+            NativeCursor::open(js, snapshot)
+        })();
+        finish(js.raw(), result)
     }
 
     /// Process-wide statistics.

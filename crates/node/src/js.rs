@@ -541,9 +541,22 @@ impl<'s> Js<'s> {
 }
 
 /// A strong reference to a value, made by [`Js::persist`], kept until its environment is torn
-/// down (Node-API frees an environment's references with it; the binding makes a handful per
-/// environment, at start-up).
+/// down, when [`Persistent::delete`] deletes it (Node-API does not free references with their
+/// environment; the binding makes three per environment).
 pub struct Persistent {
     raw: sys::napi_ref,
     env: sys::napi_env,
+}
+
+impl Persistent {
+    /// Deletes the reference.
+    ///
+    /// # Safety
+    /// 1. `env` is the reference's environment, on its thread, and the reference is not used
+    ///    after this (not even through [`Js::get`]).
+    pub unsafe fn delete(&self, env: sys::napi_env) {
+        debug_assert_eq!(env, self.env);
+        // Safety: 1. A failure would leak 40 bytes; nothing to do about it at tear-down.
+        unsafe { sys::napi_delete_reference(env, self.raw) };
+    }
 }

@@ -115,8 +115,9 @@ impl NativeHamt {
 
     #[napi(catch_unwind)]
     pub fn clear(&self, env: &Env) -> Result<()> {
-        run(env, |_| {
+        run(env, |js| {
             self.cell.writable("Hamt.clear")?.map.clear();
+            self.cell.sync_memory(js);
             Ok(())
         })
     }
