@@ -21,49 +21,6 @@ export declare class NativeCursor {
   close(): void
 }
 
-/** A handle on a native map (the JavaScript layer's `Hamt` wraps one). */
-export declare class NativeHamt {
-  /** A new, empty map. */
-  constructor()
-  /** A new handle on the map named by `token`. */
-  static attach(token: string): NativeHamt
-  /** The map's token (the same for every handle on it). */
-  get token(): string
-  /** Whether this handle is closed. */
-  get closed(): boolean
-  /** Releases this handle's reference (idempotent). */
-  close(): void
-  /** A writable, independent copy of the map, in O(1): a new map of the same family. */
-  snapshot(): NativeHamt
-  /** A cursor over a read-only snapshot taken now. */
-  cursor(): NativeCursor
-  /** Process-wide statistics. */
-  static stats(): HamtStats
-  /** The binding's floor for benchmarks: a method call with one argument that does nothing. */
-  noop(key: unknown): void
-  get(key: unknown): unknown
-  has(key: unknown): boolean
-  set(key: unknown, value: unknown): void
-  delete(key: unknown): boolean
-  clear(): void
-  /** O(1); exact whenever no write is in flight. */
-  get size(): number
-  setIfAbsent(key: unknown, value: unknown): boolean
-  swap(key: unknown, value: unknown): unknown
-  compareAndSet(key: unknown, expected: unknown, value: unknown): boolean
-  /** `fn` runs inside the trie's write, once per attempt; a throw stops the write. */
-  update(key: unknown, fn: (current: unknown) => unknown): unknown
-  /** Atomic `+=`; absent counts as zero; the delta is a finite number or a bigint. */
-  increment(key: unknown, delta?: unknown): number | bigint
-  /** One `get` per key (not atomic as a whole). */
-  getMany(keys: readonly unknown[]): unknown[]
-  /**
-   * One `set` per entry, in order (not atomic as a whole); `entries` is an array of
-   * `[key, value]` entries.
-   */
-  setMany(entries: readonly (readonly [unknown, unknown])[]): void
-}
-
 /** Hands the JavaScript layer's structured-clone functions to the binding, once per thread. */
 export declare function configure(serialize: (value: unknown) => Uint8Array, deserialize: (bytes: Uint8Array) => unknown): void
 
@@ -87,3 +44,64 @@ export interface HamtStats {
    */
   reportedMemory: number
 }
+
+/** A new handle on the map named by `token`. */
+export declare function mapAttach(token: string): object
+
+export declare function mapClear(map: object): void
+
+/** Releases this handle's reference (idempotent). */
+export declare function mapClose(map: object): void
+
+/** Whether this handle is closed. */
+export declare function mapClosed(map: object): boolean
+
+export declare function mapCompareAndSet(map: object, key: unknown, expected: unknown, value: unknown): boolean
+
+/** A new, empty map. */
+export declare function mapCreate(): object
+
+/** A cursor over a read-only snapshot taken now. */
+export declare function mapCursor(map: object): NativeCursor
+
+export declare function mapDelete(map: object, key: unknown): boolean
+
+export declare function mapGet(map: object, key: unknown): unknown
+
+/** One `get` per key (not atomic as a whole). */
+export declare function mapGetMany(map: object, keys: readonly unknown[]): unknown[]
+
+export declare function mapHas(map: object, key: unknown): boolean
+
+/** Atomic `+=`; absent counts as zero; the delta is a finite number or a bigint. */
+export declare function mapIncrement(map: object, key: unknown, delta?: unknown): number | bigint
+
+export declare function mapSet(map: object, key: unknown, value: unknown): void
+
+export declare function mapSetIfAbsent(map: object, key: unknown, value: unknown): boolean
+
+/**
+ * One `set` per entry, in order (not atomic as a whole); `entries` is an array of
+ * `[key, value]` entries.
+ */
+export declare function mapSetMany(map: object, entries: readonly (readonly [unknown, unknown])[]): void
+
+/** O(1); exact whenever no write is in flight. */
+export declare function mapSize(map: object): number
+
+/** A writable, independent copy of the map, in O(1): a new map of the same family. */
+export declare function mapSnapshot(map: object): object
+
+export declare function mapSwap(map: object, key: unknown, value: unknown): unknown
+
+/** The map's token (the same for every handle on it). */
+export declare function mapToken(map: object): string
+
+/** `fn` runs inside the trie's write, once per attempt; a throw stops the write. */
+export declare function mapUpdate(map: object, key: unknown, fn: (current: unknown) => unknown): unknown
+
+/** The binding's floor for benchmarks: a call with the arguments of `mapGet` that does nothing. */
+export declare function noop(map: object, key: unknown): void
+
+/** Process-wide statistics. */
+export declare function stats(): HamtStats

@@ -19,7 +19,31 @@
  * @packageDocumentation
  */
 import v8 = require('v8')
-import { NativeHamt, configure, type NativeCursor } from '#binding'
+import {
+  configure,
+  mapAttach,
+  mapClear,
+  mapClose,
+  mapClosed,
+  mapCompareAndSet,
+  mapCreate,
+  mapCursor,
+  mapDelete,
+  mapGet,
+  mapGetMany,
+  mapHas,
+  mapIncrement,
+  mapSet,
+  mapSetIfAbsent,
+  mapSetMany,
+  mapSize,
+  mapSnapshot,
+  mapSwap,
+  mapToken,
+  mapUpdate,
+  stats,
+  type NativeCursor,
+} from '#binding'
 
 configure(v8.serialize, v8.deserialize)
 
@@ -125,9 +149,9 @@ function tokenOf(handle: unknown): string {
 }
 
 /** Set by {@link wrap} for the constructor to adopt, so that every `Hamt` has one shape. */
-let adopting: NativeHamt | undefined
+let adopting: object | undefined
 
-function wrap<K extends Key, V>(native: NativeHamt): Hamt<K, V> {
+function wrap<K extends Key, V>(native: object): Hamt<K, V> {
   adopting = native
   try {
     return new Hamt<K, V>()
@@ -217,8 +241,11 @@ class SnapshotIterator<T> implements IterableIterator<T> {
  * @typeParam V - the values' type
  */
 export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> {
-  /** The native handle (not enumerable, so that structured clone leaves it out). */
-  private declare readonly native: NativeHamt
+  /**
+   * The native handle: an opaque value that every binding function takes first (not
+   * enumerable, so that structured clone leaves it out).
+   */
+  private declare readonly native: object
 
   /**
    * The map's token, as {@link share} returns it. It is the only enumerable property, so a
@@ -234,10 +261,10 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * @throws TypeError - for an entry whose key or value cannot be stored
    */
   constructor(entries?: Iterable<readonly [NoInfer<K>, V]> | null) {
-    const native = adopting !== undefined ? adopting : new NativeHamt()
+    const native = adopting !== undefined ? adopting : mapCreate()
     adopting = undefined
     Object.defineProperty(this, 'native', { value: native })
-    this.handle = Object.freeze({ kind: 'concurrent-hamt' as const, token: native.token })
+    this.handle = Object.freeze({ kind: 'concurrent-hamt' as const, token: mapToken(native) })
     if (entries !== undefined && entries !== null) {
       this.setMany(entries)
     }
@@ -254,38 +281,38 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
   static attach<K extends Key = Key, V = unknown>(
     handle: HamtHandle | Hamt<K, V> | { readonly handle: HamtHandle },
   ): Hamt<K, V> {
-    return wrap<K, V>(NativeHamt.attach(tokenOf(handle)))
+    return wrap<K, V>(mapAttach(tokenOf(handle)))
   }
 
   /** Statistics of the native side, for the whole process (every map, every thread). */
   static stats(): HamtStats {
-    return NativeHamt.stats()
+    return stats()
   }
 
   /** The value stored for `key`, or `undefined` (a copy: changing it does not change the map). */
   get(key: K): V | undefined {
-    return this.native.get(key) as V | undefined
+    return mapGet(this.native, key) as V | undefined
   }
 
   /** Stores `value` for `key` (`undefined` included, as `Map` does). */
   set(key: K, value: V): this {
-    this.native.set(key, value)
+    mapSet(this.native, key, value)
     return this
   }
 
   /** Whether `key` has an entry (one that stores `undefined` included). */
   has(key: K): boolean {
-    return this.native.has(key)
+    return mapHas(this.native, key)
   }
 
   /** Removes `key`; returns whether it had an entry. */
   delete(key: K): boolean {
-    return this.native.delete(key)
+    return mapDelete(this.native, key)
   }
 
   /** Removes every entry, atomically: a snapshot taken at any time sees all of them or none. */
   clear(): void {
-    this.native.clear()
+    mapClear(this.native)
   }
 
   /**
@@ -293,22 +320,22 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * write, it may lag them (`snapshot().size` is exact at its instant).
    */
   get size(): number {
-    return this.native.size
+    return mapSize(this.native)
   }
 
   /** Whether this handle is closed (see {@link close}). */
   get closed(): boolean {
-    return this.native.closed
+    return mapClosed(this.native)
   }
 
   /** Stores `value` only if `key` has no entry; returns whether it did. */
   setIfAbsent(key: K, value: V): boolean {
-    return this.native.setIfAbsent(key, value)
+    return mapSetIfAbsent(this.native, key, value)
   }
 
   /** Stores `value` for `key`; returns the value it replaced (`undefined` if none). */
   swap(key: K, value: V): V | undefined {
-    return this.native.swap(key, value) as V | undefined
+    return mapSwap(this.native, key, value) as V | undefined
   }
 
   /**
@@ -323,7 +350,7 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    *   objects whose properties were added in a different order differ.
    */
   compareAndSet(key: K, expected: V | undefined, value: V | undefined): boolean {
-    return this.native.compareAndSet(key, expected, value)
+    return mapCompareAndSet(this.native, key, expected, value)
   }
 
   /**
@@ -338,7 +365,7 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * `ERR_HAMT_REENTRANT`.
    */
   update(key: K, fn: (current: V | undefined) => V | undefined): V | undefined {
-    return this.native.update(key, fn as (current: unknown) => unknown) as V | undefined
+    return mapUpdate(this.native, key, fn as (current: unknown) => unknown) as V | undefined
   }
 
   /**
@@ -352,12 +379,12 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
   increment(key: K, delta: bigint): bigint
   increment(key: K, delta?: number | bigint): number | bigint
   increment(key: K, delta?: number | bigint): number | bigint {
-    return this.native.increment(key, delta)
+    return mapIncrement(this.native, key, delta)
   }
 
   /** `get` for each key, in order; not atomic as a whole. */
   getMany(keys: readonly K[]): (V | undefined)[] {
-    return this.native.getMany(keys) as (V | undefined)[]
+    return mapGetMany(this.native, keys) as (V | undefined)[]
   }
 
   /**
@@ -384,7 +411,7 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
       }
       throw e
     }
-    this.native.setMany(list)
+    mapSetMany(this.native, list)
     return this
   }
 
@@ -393,7 +420,7 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * either do not show in the other. Its `size` is exact. It is a new map, with its own token.
    */
   snapshot(): Hamt<K, V> {
-    return wrap<K, V>(this.native.snapshot())
+    return wrap<K, V>(mapSnapshot(this.native))
   }
 
   /**
@@ -401,23 +428,23 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * @throws Error `ERR_HAMT_CLOSED` - if this handle is closed (its token may name nothing)
    */
   share(): HamtHandle {
-    void this.native.token // throws ERR_HAMT_CLOSED on a closed handle
+    void mapToken(this.native) // throws ERR_HAMT_CLOSED on a closed handle
     return this.handle
   }
 
   /** The keys of a snapshot taken now (see the class's notes on iteration). */
   keys(): IterableIterator<K> {
-    return new SnapshotIterator(this.native.cursor(), Mode.Keys, 1, (b, i) => b[i] as K)
+    return new SnapshotIterator(mapCursor(this.native), Mode.Keys, 1, (b, i) => b[i] as K)
   }
 
   /** The values of a snapshot taken now. */
   values(): IterableIterator<V> {
-    return new SnapshotIterator(this.native.cursor(), Mode.Values, 1, (b, i) => b[i] as V)
+    return new SnapshotIterator(mapCursor(this.native), Mode.Values, 1, (b, i) => b[i] as V)
   }
 
   /** The `[key, value]` entries of a snapshot taken now. */
   entries(): IterableIterator<[K, V]> {
-    return new SnapshotIterator(this.native.cursor(), Mode.Entries, 2, (b, i): [K, V] => [b[i] as K, b[i + 1] as V])
+    return new SnapshotIterator(mapCursor(this.native), Mode.Entries, 2, (b, i): [K, V] => [b[i] as K, b[i + 1] as V])
   }
 
   /** The `[key, value]` entries of a snapshot taken now. */
@@ -440,12 +467,12 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * lives on while other handles (in any thread) or snapshots' iterators hold it.
    */
   close(): void {
-    this.native.close()
+    mapClose(this.native)
   }
 
   /** {@link close}, for `using`. */
   [Symbol.dispose](): void {
-    this.native.close()
+    mapClose(this.native)
   }
 
   get [Symbol.toStringTag](): string {

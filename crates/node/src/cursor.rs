@@ -13,7 +13,8 @@ use crate::error::{finish, Failure, Res, INVALID_ARGUMENT};
 use crate::js::Js;
 use crate::key::Key;
 use crate::value::{Out, Value};
-use concurrent_hamt::{Snapshot, SnapshotIter};
+use crate::registry::Snap;
+use concurrent_hamt::SnapshotIter;
 use napi::bindgen_prelude::{Env, Result, Unknown};
 use napi_derive::napi;
 use self_cell::self_cell;
@@ -26,7 +27,7 @@ type Entries<'a> = SnapshotIter<'a, Key, Value>;
 self_cell!(
     /// A snapshot and an iterator over it.
     struct Walk {
-        owner: Snapshot<Key, Value>,
+        owner: Snap,
         #[covariant]
         dependent: Entries,
     }
@@ -65,7 +66,7 @@ pub struct NativeCursor {
 
 impl NativeCursor {
     /// A cursor of this environment over `snapshot`.
-    pub(crate) fn open(js: Js<'_>, snapshot: Snapshot<Key, Value>) -> Res<Self> {
+    pub(crate) fn open(js: Js<'_>, snapshot: Snap) -> Res<Self> {
         let state = env::state(js)?;
         let walk = Rc::new(WalkCell(RefCell::new(Some(Walk::new(snapshot, |s| s.iter())))));
         state.register(Rc::downgrade(&walk) as Weak<dyn env::Release>);

@@ -33,6 +33,13 @@ pub struct Val<'s> {
     _scope: PhantomData<&'s ()>,
 }
 
+impl Val<'_> {
+    /// The raw value, for a Node-API call made outside this module (with `Js`'s invariant).
+    pub fn raw(self) -> sys::napi_value {
+        self.raw
+    }
+}
+
 /// The type of a JavaScript value, as `typeof` sees it (with `null` apart).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Type {
@@ -107,6 +114,11 @@ impl<'s> Js<'s> {
     pub fn unknown(self, value: Val<'s>) -> Unknown<'s> {
         // Safety: the module's invariant: `value` is a value of this callback.
         unsafe { Unknown::from_raw_unchecked(self.env, value.raw) }
+    }
+
+    /// A value that a Node-API call of this callback returned.
+    pub fn val(self, raw: sys::napi_value) -> Val<'s> {
+        self.wrap(raw)
     }
 
     fn wrap(self, raw: sys::napi_value) -> Val<'s> {

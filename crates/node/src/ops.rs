@@ -8,7 +8,7 @@
 
 use crate::env;
 use crate::error::{finish, Failure, Res, INVALID_ARGUMENT, INVALID_DELTA};
-use crate::handle::NativeHamt;
+use crate::handle;
 use crate::js::{Js, Type, Val};
 use crate::key::{self, Key, KeyBuf};
 use crate::reentry::Updating;
@@ -70,281 +70,293 @@ fn abort(failed: &mut Option<Failure>, f: Failure) -> ! {
     panic::resume_unwind(Box::new(Abort))
 }
 
-#[napi]
-impl NativeHamt {
-    #[napi(catch_unwind, ts_args_type = "key: unknown", ts_return_type = "unknown")]
-    pub fn get<'s>(&self, env: &'s Env, key: Unknown<'s>) -> Result<Unknown<'s>> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.get: key")?;
-            let out = {
-                let s = self.cell.map()?;
-                let found = s.map.get(&k[..]);
-                found.map(|r| r.value().to_js(js)).transpose()?
-            };
-            finish_out(js, out)
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown", ts_return_type = "unknown", js_name = "mapGet")]
+pub fn get<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<Unknown<'s>> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.get: key")?;
+        let out = {
+            let s = cell.map()?;
+            let found = s.map.get(&k[..]);
+            found.map(|r| r.value().to_js(js)).transpose()?
+        };
+        finish_out(js, out)
+    })
+}
 
-    #[napi(catch_unwind, ts_args_type = "key: unknown")]
-    pub fn has<'s>(&self, env: &'s Env, key: Unknown<'s>) -> Result<bool> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.has: key")?;
-            Ok(self.cell.map()?.map.contains_key(&k[..]))
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown", js_name = "mapHas")]
+pub fn has<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<bool> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.has: key")?;
+        let found = cell.map()?.map.contains_key(&k[..]);
+        Ok(found)
+    })
+}
 
-    #[napi(catch_unwind, ts_args_type = "key: unknown, value: unknown")]
-    pub fn set<'s>(&self, env: &'s Env, key: Unknown<'s>, value: Unknown<'s>) -> Result<()> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.set: key")?;
-            let v = self::value(js, js.arg(value), "Hamt.set: value")?;
-            let bytes = k.len() + v.heap_size();
-            self.cell.writable("Hamt.set")?.map.insert(Key::new(&k), v);
-            self.cell.wrote(js, bytes);
-            Ok(())
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, value: unknown", js_name = "mapSet")]
+pub fn set<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown<'s>) -> Result<()> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.set: key")?;
+        let v = self::value(js, js.arg(value), "Hamt.set: value")?;
+        let bytes = k.len() + v.heap_size();
+        cell.writable("Hamt.set")?.map.insert(Key::new(&k), v);
+        cell.wrote(js, bytes);
+        Ok(())
+    })
+}
 
-    #[napi(catch_unwind, ts_args_type = "key: unknown")]
-    pub fn delete<'s>(&self, env: &'s Env, key: Unknown<'s>) -> Result<bool> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.delete: key")?;
-            Ok(self.cell.writable("Hamt.delete")?.map.remove(&k[..]).is_some())
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown", js_name = "mapDelete")]
+pub fn delete<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<bool> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.delete: key")?;
+        let removed = cell.writable("Hamt.delete")?.map.remove(&k[..]).is_some();
+        Ok(removed)
+    })
+}
 
-    #[napi(catch_unwind)]
-    pub fn clear(&self, env: &Env) -> Result<()> {
-        run(env, |js| {
-            self.cell.writable("Hamt.clear")?.map.clear();
-            self.cell.sync_memory(js);
-            Ok(())
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object", js_name = "mapClear")]
+pub fn clear<'s>(env: &'s Env, map: Unknown<'s>) -> Result<()> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        cell.writable("Hamt.clear")?.map.clear();
+        cell.sync_memory(js);
+        Ok(())
+    })
+}
 
-    /// O(1); exact whenever no write is in flight.
-    #[napi(getter, catch_unwind)]
-    pub fn size(&self, env: &Env) -> Result<f64> {
-        run(env, |_| Ok(self.cell.map()?.map.len() as f64))
-    }
+/// O(1); exact whenever no write is in flight.
+#[napi(catch_unwind, js_name = "mapSize", ts_args_type = "map: object")]
+pub fn size<'s>(env: &'s Env, map: Unknown<'s>) -> Result<f64> {
+    run(env, |js| Ok(handle::cell(js, map)?.map()?.map.len() as f64))
+}
 
-    #[napi(catch_unwind, ts_args_type = "key: unknown, value: unknown")]
-    pub fn set_if_absent<'s>(&self, env: &'s Env, key: Unknown<'s>, value: Unknown<'s>) -> Result<bool> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.setIfAbsent: key")?;
-            let v = self::value(js, js.arg(value), "Hamt.setIfAbsent: value")?;
-            let bytes = k.len() + v.heap_size();
-            let inserted = self.cell.writable("Hamt.setIfAbsent")?.map.insert_if_absent(Key::new(&k), v);
-            if inserted {
-                self.cell.wrote(js, bytes);
-            }
-            Ok(inserted)
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, value: unknown", js_name = "mapSetIfAbsent")]
+pub fn set_if_absent<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown<'s>) -> Result<bool> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.setIfAbsent: key")?;
+        let v = self::value(js, js.arg(value), "Hamt.setIfAbsent: value")?;
+        let bytes = k.len() + v.heap_size();
+        let inserted = cell.writable("Hamt.setIfAbsent")?.map.insert_if_absent(Key::new(&k), v);
+        if inserted {
+            cell.wrote(js, bytes);
+        }
+        Ok(inserted)
+    })
+}
 
-    #[napi(catch_unwind, ts_args_type = "key: unknown, value: unknown", ts_return_type = "unknown")]
-    pub fn swap<'s>(&self, env: &'s Env, key: Unknown<'s>, value: Unknown<'s>) -> Result<Unknown<'s>> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.swap: key")?;
-            let v = self::value(js, js.arg(value), "Hamt.swap: value")?;
-            let bytes = k.len() + v.heap_size();
-            let out = {
-                let s = self.cell.writable("Hamt.swap")?;
-                let old = s.map.insert(Key::new(&k), v);
-                old.map(|r| r.value().to_js(js)).transpose()?
-            };
-            self.cell.wrote(js, bytes);
-            finish_out(js, out)
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, value: unknown", ts_return_type = "unknown", js_name = "mapSwap")]
+pub fn swap<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown<'s>) -> Result<Unknown<'s>> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.swap: key")?;
+        let v = self::value(js, js.arg(value), "Hamt.swap: value")?;
+        let bytes = k.len() + v.heap_size();
+        let out = {
+            let s = cell.writable("Hamt.swap")?;
+            let old = s.map.insert(Key::new(&k), v);
+            old.map(|r| r.value().to_js(js)).transpose()?
+        };
+        cell.wrote(js, bytes);
+        finish_out(js, out)
+    })
+}
 
-    #[napi(catch_unwind, ts_args_type = "key: unknown, expected: unknown, value: unknown")]
-    pub fn compare_and_set<'s>(
-        &self,
-        env: &'s Env,
-        key: Unknown<'s>,
-        expected: Unknown<'s>,
-        value: Unknown<'s>,
-    ) -> Result<bool> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.compareAndSet: key")?;
-            let expected = optional(js, js.arg(expected), "Hamt.compareAndSet: expected")?;
-            let new = optional(js, js.arg(value), "Hamt.compareAndSet: value")?;
-            let bytes = k.len() + new.as_ref().map_or(0, Value::heap_size);
-            let s = self.cell.writable("Hamt.compareAndSet")?;
-            let done = match (expected, new) {
-                (None, None) => !s.map.contains_key(&k[..]),
-                (None, Some(v)) => s.map.insert_if_absent(Key::new(&k), v),
-                (Some(e), None) => s.map.remove_if(&k[..], |cur| *cur == e).is_some(),
-                (Some(e), Some(v)) => s.map.compare_exchange(Key::new(&k), &e, v).is_ok(),
-            };
-            drop(s);
-            if done && bytes > k.len() {
-                self.cell.wrote(js, bytes);
-            }
-            Ok(done)
-        })
-    }
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, expected: unknown, value: unknown", js_name = "mapCompareAndSet")]
+pub fn compare_and_set<'s>(
+    env: &'s Env,
+    map: Unknown<'s>,
+    key: Unknown<'s>,
+    expected: Unknown<'s>,
+    value: Unknown<'s>,
+) -> Result<bool> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.compareAndSet: key")?;
+        let expected = optional(js, js.arg(expected), "Hamt.compareAndSet: expected")?;
+        let new = optional(js, js.arg(value), "Hamt.compareAndSet: value")?;
+        let bytes = k.len() + new.as_ref().map_or(0, Value::heap_size);
+        let s = cell.writable("Hamt.compareAndSet")?;
+        let done = match (expected, new) {
+            (None, None) => !s.map.contains_key(&k[..]),
+            (None, Some(v)) => s.map.insert_if_absent(Key::new(&k), v),
+            (Some(e), None) => s.map.remove_if(&k[..], |cur| *cur == e).is_some(),
+            (Some(e), Some(v)) => s.map.compare_exchange(Key::new(&k), &e, v).is_ok(),
+        };
+        drop(s);
+        if done && bytes > k.len() {
+            cell.wrote(js, bytes);
+        }
+        Ok(done)
+    })
+}
 
-    /// `fn` runs inside the trie's write, once per attempt; a throw stops the write.
-    #[napi(
-        catch_unwind,
-        ts_args_type = "key: unknown, fn: (current: unknown) => unknown",
-        ts_return_type = "unknown"
-    )]
-    pub fn update<'s>(&self, env: &'s Env, key: Unknown<'s>, f: Unknown<'s>) -> Result<Unknown<'s>> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.update: key")?;
-            let f = js.arg(f);
-            if js.type_of(f)? != Type::Function {
-                return Err(Failure::type_error(
-                    INVALID_ARGUMENT,
-                    format!("Hamt.update: fn must be a function (got {})", js.type_of(f)?.name()),
-                ));
-            }
-            // A reference of our own: `fn` may close this handle.
-            let shared = self.cell.arc("Hamt.update")?;
-            let mut bytes = k.len();
-            let mut failed = None;
-            let out = abortable(&mut failed, |failed| {
-                let _updating = Updating::enter(&shared);
-                let stored = shared.map.update(Key::new(&k), |current| {
-                    let step = || -> Res<Option<Value>> {
-                        let arg = match current {
-                            Some(v) => v.to_js(js)?.finish(js)?,
-                            None => js.undefined()?,
-                        };
-                        let result = js.call(f, &[arg])?;
-                        optional(js, result, "Hamt.update: the value fn returned")
+/// `fn` runs inside the trie's write, once per attempt; a throw stops the write.
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown, fn: (current: unknown) => unknown",
+    ts_return_type = "unknown",
+    js_name = "mapUpdate"
+)]
+pub fn update<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, f: Unknown<'s>) -> Result<Unknown<'s>> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.update: key")?;
+        let f = js.arg(f);
+        if js.type_of(f)? != Type::Function {
+            return Err(Failure::type_error(
+                INVALID_ARGUMENT,
+                format!("Hamt.update: fn must be a function (got {})", js.type_of(f)?.name()),
+            ));
+        }
+        // A reference of our own: `fn` may close this handle.
+        let shared = cell.arc("Hamt.update")?;
+        let mut bytes = k.len();
+        let mut failed = None;
+        let out = abortable(&mut failed, |failed| {
+            let _updating = Updating::enter(&shared);
+            let stored = shared.map.update(Key::new(&k), |current| {
+                let step = || -> Res<Option<Value>> {
+                    let arg = match current {
+                        Some(v) => v.to_js(js)?.finish(js)?,
+                        None => js.undefined()?,
                     };
-                    match step() {
-                        Ok(v) => {
-                            bytes = k.len() + v.as_ref().map_or(0, Value::heap_size);
-                            v
-                        }
-                        Err(e) => abort(failed, e),
+                    let result = js.call(f, &[arg])?;
+                    optional(js, result, "Hamt.update: the value fn returned")
+                };
+                match step() {
+                    Ok(v) => {
+                        bytes = k.len() + v.as_ref().map_or(0, Value::heap_size);
+                        v
                     }
-                });
-                stored.map(|r| r.value().to_js(js))
-            })?;
-            let out = out.transpose()?;
-            self.cell.wrote(js, bytes);
-            finish_out(js, out)
-        })
-    }
+                    Err(e) => abort(failed, e),
+                }
+            });
+            stored.map(|r| r.value().to_js(js))
+        })?;
+        let out = out.transpose()?;
+        cell.wrote(js, bytes);
+        finish_out(js, out)
+    })
+}
 
-    /// Atomic `+=`; absent counts as zero; the delta is a finite number or a bigint.
-    #[napi(catch_unwind, ts_args_type = "key: unknown, delta?: unknown", ts_return_type = "number | bigint")]
-    pub fn increment<'s>(&self, env: &'s Env, key: Unknown<'s>, delta: Unknown<'s>) -> Result<Unknown<'s>> {
-        run(env, |js| {
-            let k = encode(js, key, "Hamt.increment: key")?;
-            let d = js.arg(delta);
-            let delta = {
-                match js.type_of(d)? {
-                    Type::Undefined => Value::Number(1.0),
-                    Type::Number => {
-                        let n = js.double(d)?;
-                        if !n.is_finite() {
-                            return Err(Failure::range_error(
-                                INVALID_DELTA,
-                                format!("Hamt.increment: delta must be finite (got {n})"),
-                            ));
-                        }
-                        Value::Number(n)
-                    }
-                    Type::BigInt => value(js, d, "Hamt.increment: delta")?,
-                    t => {
-                        return Err(Failure::type_error(
+/// Atomic `+=`; absent counts as zero; the delta is a finite number or a bigint.
+#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, delta?: unknown", ts_return_type = "number | bigint", js_name = "mapIncrement")]
+pub fn increment<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, delta: Unknown<'s>) -> Result<Unknown<'s>> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        let k = encode(js, key, "Hamt.increment: key")?;
+        let d = js.arg(delta);
+        let delta = {
+            match js.type_of(d)? {
+                Type::Undefined => Value::Number(1.0),
+                Type::Number => {
+                    let n = js.double(d)?;
+                    if !n.is_finite() {
+                        return Err(Failure::range_error(
                             INVALID_DELTA,
-                            format!("Hamt.increment: delta must be a number or a bigint (got {})", t.name()),
-                        ))
+                            format!("Hamt.increment: delta must be finite (got {n})"),
+                        ));
                     }
+                    Value::Number(n)
+                }
+                Type::BigInt => value(js, d, "Hamt.increment: delta")?,
+                t => {
+                    return Err(Failure::type_error(
+                        INVALID_DELTA,
+                        format!("Hamt.increment: delta must be a number or a bigint (got {})", t.name()),
+                    ))
+                }
+            }
+        };
+        let s = cell.writable("Hamt.increment")?;
+        let mut failed = None;
+        let out = abortable(&mut failed, |failed| {
+            let stored = s.map.update(Key::new(&k), |current| {
+                match Value::add(current, &delta, "Hamt.increment") {
+                    Ok(v) => Some(v),
+                    Err(e) => abort(failed, e),
+                }
+            });
+            stored.map(|r| r.value().to_js(js))
+        })?;
+        drop(s);
+        let out = out.transpose()?;
+        cell.wrote(js, k.len() + delta.heap_size());
+        finish_out(js, out)
+    })
+}
+
+/// One `get` per key (not atomic as a whole).
+#[napi(catch_unwind, ts_args_type = "map: object, keys: readonly unknown[]", ts_return_type = "unknown[]", js_name = "mapGetMany")]
+pub fn get_many<'s>(env: &'s Env, map: Unknown<'s>, keys: Unknown<'s>) -> Result<Unknown<'s>> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        drop(cell.map()?); // a closed handle fails even with no keys
+        let keys = js.arg(keys);
+        if !js.is_array(keys)? {
+            return Err(Failure::type_error(
+                INVALID_ARGUMENT,
+                format!("Hamt.getMany: keys must be an array (got {})", js.type_of(keys)?.name()),
+            ));
+        }
+        let len = js.array_length(keys)?;
+        let result = js.array(len as usize)?;
+        let mut k = KeyBuf::new();
+        for i in 0..len {
+            let key = js.element(keys, i)?;
+            key::encode(js, key, &format!("Hamt.getMany: keys[{i}]"), &mut k)?;
+            let out = {
+                let s = cell.map()?;
+                let found = s.map.get(&k[..]);
+                match found {
+                    Some(r) => r.value().to_js(js)?,
+                    None => Out::Ready(js.undefined()?),
                 }
             };
-            let s = self.cell.writable("Hamt.increment")?;
-            let mut failed = None;
-            let out = abortable(&mut failed, |failed| {
-                let stored = s.map.update(Key::new(&k), |current| {
-                    match Value::add(current, &delta, "Hamt.increment") {
-                        Ok(v) => Some(v),
-                        Err(e) => abort(failed, e),
-                    }
-                });
-                stored.map(|r| r.value().to_js(js))
-            })?;
-            drop(s);
-            let out = out.transpose()?;
-            self.cell.wrote(js, k.len() + delta.heap_size());
-            finish_out(js, out)
-        })
-    }
+            js.set_element(result, i, out.finish(js)?)?;
+        }
+        Ok(js.unknown(result))
+    })
+}
 
-    /// One `get` per key (not atomic as a whole).
-    #[napi(catch_unwind, ts_args_type = "keys: readonly unknown[]", ts_return_type = "unknown[]")]
-    pub fn get_many<'s>(&self, env: &'s Env, keys: Unknown<'s>) -> Result<Unknown<'s>> {
-        run(env, |js| {
-            drop(self.cell.map()?); // a closed handle fails even with no keys
-            let keys = js.arg(keys);
-            if !js.is_array(keys)? {
+/// One `set` per entry, in order (not atomic as a whole); `entries` is an array of
+/// `[key, value]` entries.
+#[napi(catch_unwind, ts_args_type = "map: object, entries: readonly (readonly [unknown, unknown])[]", js_name = "mapSetMany")]
+pub fn set_many<'s>(env: &'s Env, map: Unknown<'s>, entries: Unknown<'s>) -> Result<()> {
+    run(env, |js| {
+        let cell = handle::cell(js, map)?;
+        drop(cell.writable("Hamt.setMany")?); // fails even with no entries
+        let entries = js.arg(entries);
+        if !js.is_array(entries)? {
+            return Err(Failure::type_error(
+                INVALID_ARGUMENT,
+                format!("Hamt.setMany: entries must be an array (got {})", js.type_of(entries)?.name()),
+            ));
+        }
+        let mut k = KeyBuf::new();
+        for i in 0..js.array_length(entries)? {
+            let entry = js.element(entries, i)?;
+            if js.type_of(entry)? != Type::Object {
                 return Err(Failure::type_error(
                     INVALID_ARGUMENT,
-                    format!("Hamt.getMany: keys must be an array (got {})", js.type_of(keys)?.name()),
+                    format!(
+                        "Hamt.setMany: entries[{i}] must be a [key, value] entry (got {})",
+                        js.type_of(entry)?.name()
+                    ),
                 ));
             }
-            let len = js.array_length(keys)?;
-            let result = js.array(len as usize)?;
-            let mut k = KeyBuf::new();
-            for i in 0..len {
-                let key = js.element(keys, i)?;
-                key::encode(js, key, &format!("Hamt.getMany: keys[{i}]"), &mut k)?;
-                let out = {
-                    let s = self.cell.map()?;
-                    let found = s.map.get(&k[..]);
-                    match found {
-                        Some(r) => r.value().to_js(js)?,
-                        None => Out::Ready(js.undefined()?),
-                    }
-                };
-                js.set_element(result, i, out.finish(js)?)?;
-            }
-            Ok(js.unknown(result))
-        })
-    }
-
-    /// One `set` per entry, in order (not atomic as a whole); `entries` is an array of
-    /// `[key, value]` entries.
-    #[napi(catch_unwind, ts_args_type = "entries: readonly (readonly [unknown, unknown])[]")]
-    pub fn set_many<'s>(&self, env: &'s Env, entries: Unknown<'s>) -> Result<()> {
-        run(env, |js| {
-            drop(self.cell.writable("Hamt.setMany")?); // fails even with no entries
-            let entries = js.arg(entries);
-            if !js.is_array(entries)? {
-                return Err(Failure::type_error(
-                    INVALID_ARGUMENT,
-                    format!("Hamt.setMany: entries must be an array (got {})", js.type_of(entries)?.name()),
-                ));
-            }
-            let mut k = KeyBuf::new();
-            for i in 0..js.array_length(entries)? {
-                let entry = js.element(entries, i)?;
-                if js.type_of(entry)? != Type::Object {
-                    return Err(Failure::type_error(
-                        INVALID_ARGUMENT,
-                        format!(
-                            "Hamt.setMany: entries[{i}] must be a [key, value] entry (got {})",
-                            js.type_of(entry)?.name()
-                        ),
-                    ));
-                }
-                let key = js.element(entry, 0)?;
-                key::encode(js, key, &format!("Hamt.setMany: entries[{i}][0]"), &mut k)?;
-                let v = js.element(entry, 1)?;
-                let v = value(js, v, &format!("Hamt.setMany: entries[{i}][1]"))?;
-                let bytes = k.len() + v.heap_size();
-                self.cell.writable("Hamt.setMany")?.map.insert(Key::new(&k), v);
-                self.cell.wrote(js, bytes);
-            }
-            Ok(())
-        })
-    }
+            let key = js.element(entry, 0)?;
+            key::encode(js, key, &format!("Hamt.setMany: entries[{i}][0]"), &mut k)?;
+            let v = js.element(entry, 1)?;
+            let v = value(js, v, &format!("Hamt.setMany: entries[{i}][1]"))?;
+            let bytes = k.len() + v.heap_size();
+            cell.writable("Hamt.setMany")?.map.insert(Key::new(&k), v);
+            cell.wrote(js, bytes);
+        }
+        Ok(())
+    })
 }
