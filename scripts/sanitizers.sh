@@ -12,8 +12,8 @@
 # slower): LINCHECK_HISTORIES=4, LINCHECK_SHORT=100 unless set.
 #
 # Every run fails on the first report (ASan always, TSan with halt_on_error=1, LSan at exit);
-# "sanitizers: all clean" at the end means zero reports. scripts/tsan.supp explains its two
-# suppressions (both inside the uninstrumented standard library).
+# "sanitizers: all clean" at the end means zero reports. scripts/tsan.supp explains its three
+# suppressions (all inside the uninstrumented standard library and libtest).
 #
 # Sanitizers need nightly flags; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain
 # (see shared/PLATFORMS.md). The standard library is not instrumented, so ThreadSanitizer runs
@@ -54,9 +54,10 @@ for entry in "${tests[@]}"; do
   SECONDS=0
   ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
     run address -p "$pkg" --test "$test" -- "${filter[@]}"
-  # One test thread: libtest then runs each test on its main thread, so no report comes from
-  # its (uninstrumented) result channel. Tests join their threads explicitly for the same
-  # reason: std's scoped-thread wait is invisible to ThreadSanitizer.
+  # One test thread, so that tests do not race each other's harness work. (libtest 1.95 still
+  # runs each test on a thread of its own: scripts/tsan.supp explains the harness reports this
+  # causes.) Tests join their threads explicitly: std's scoped-thread wait is invisible to
+  # ThreadSanitizer.
   HAZARD_NO_MEMBARRIER=1 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/scripts/tsan.supp" \
     run thread -p "$pkg" --test "$test" -- --test-threads=1 "${filter[@]}"
   echo "--- $pkg:$test clean under ASan+LSan and TSan (${SECONDS} s)"
