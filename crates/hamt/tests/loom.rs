@@ -41,9 +41,17 @@ impl BuildHasher for Identity {
     }
 }
 
+/// This thread's CPU time so far, in seconds (Linux): a model runs on one thread, so this is
+/// its cost whatever the load of the machine.
+fn thread_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 /// Runs a model with room for the many atomic steps of a trie operation (every protection,
 /// validation and scan is one).
-/// Reports the model's size on stderr: `loom model NAME: bound B, N iterations, T s` (see
+/// Reports the model's size on stderr: `loom model NAME: bound B, N iterations, T s (CPU C s)` (see
 /// `scripts/loom.sh`).
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -51,12 +59,19 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 100_000;
     let start = std::time::Instant::now();
+    let cpu = thread_cpu();
     builder.check(move || {
+        // Relaxed: a std atomic outside the model, counting its iterations (all run on
+        // this thread, one after another); read once the model is done.
         counter.fetch_add(1, Relaxed);
         f();
     });
+    let cpu = match (cpu, thread_cpu()) {
+        (Some(a), Some(b)) => format!(" (CPU {:.1} s)", b - a),
+        _ => String::new(),
+    };
     eprintln!(
-        "loom model {}: bound {}, {} iterations, {:.1} s",
+        "loom model {}: bound {}, {} iterations, {:.1} s{cpu}",
         std::thread::current().name().unwrap_or("?"),
         builder
             .preemption_bound

@@ -11,19 +11,34 @@ use loom::sync::Arc;
 use loom::thread;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 
+/// This thread's CPU time so far, in seconds (Linux): a model runs on one thread, so this is
+/// its cost whatever the load of the machine.
+fn thread_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 /// Runs a loom model (as `loom::model`, honouring `LOOM_MAX_PREEMPTIONS`) and reports its
-/// size on stderr: `loom model NAME: bound B, N iterations, T s` (see `scripts/loom.sh`).
+/// size on stderr: `loom model NAME: bound B, N iterations, T s (CPU C s)` (see `scripts/loom.sh`).
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = iterations.clone();
     let builder = loom::model::Builder::new();
     let start = std::time::Instant::now();
+    let cpu = thread_cpu();
     builder.check(move || {
+        // Relaxed: a std atomic outside the model, counting its iterations (all run on
+        // this thread, one after another); read once the model is done.
         counter.fetch_add(1, Relaxed);
         f();
     });
+    let cpu = match (cpu, thread_cpu()) {
+        (Some(a), Some(b)) => format!(" (CPU {:.1} s)", b - a),
+        _ => String::new(),
+    };
     eprintln!(
-        "loom model {}: bound {}, {} iterations, {:.1} s",
+        "loom model {}: bound {}, {} iterations, {:.1} s{cpu}",
         std::thread::current().name().unwrap_or("?"),
         builder
             .preemption_bound
