@@ -218,8 +218,10 @@ impl<K, V, S> Hamt<K, V, S> {
         // The old root is no longer this map's (nor anyone's): let go of it, without a scan
         // (its main node lives on in both maps: the INode is all there is to free, and a
         // snapshot should not pay for reclaiming what writers retired).
+        let mut batch = hazard::Batch::new(&self.inner.domain);
         // Safety: `swap_root` passed its reference to us; other threads may still read it.
-        unsafe { crate::node::release_inode_without_scan::<K, V>(old_root, &self.inner.domain) };
+        unsafe { crate::node::release::<K, V>(crate::node::Branch::inode(old_root), &mut batch) };
+        batch.flush_without_scan();
         Hamt::from_inner(copy)
     }
 

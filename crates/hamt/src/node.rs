@@ -23,7 +23,7 @@
 //! main nodes that hold it, an INode the main nodes that hold it, a main node the INodes
 //! whose committed main node it is (plus the references that maps and snapshots hold on
 //! roots). A node whose count reaches zero is retired, and when it is reclaimed it releases
-//! the references it holds in turn ([`reclaim_main_full`], [`reclaim_inode_full`]).
+//! the references it holds in turn ([`reclaim_node`], kinds [`MAIN_FULL`], [`INODE_FULL`]).
 //!
 //! Counting every kept child on every copy would put up to 32 atomic increments on each
 //! write. Generations avoid it: every INode and main node carries the generation it was
@@ -32,14 +32,14 @@
 //! INode and has never been shared (sharing a main node always means a new INode of a *new*
 //! generation pointing to it). Replacing such a main node `m` by `m2` therefore *hands over*
 //! the references of the children `m2` keeps: no count changes; `m` is retired bare
-//! ([`reclaim_main`]: its own allocation only), and the writer releases the children `m2`
+//! ([`MAIN_BARE`]: its own allocation only), and the writer releases the children `m2`
 //! dropped. Only a copy across generations (`m.gen != inode.gen`) counts the children it
 //! keeps, and releases `m`'s reference instead of retiring it. Leaves carry no generation: a
 //! writer that unlinks a leaf from a never-shared main node reads its count, and a count of
 //! one is its own (see [`release_unlinked_leaf`]).
 
 use crate::sync::{AtomicPtr, AtomicUsize};
-use hazard::Domain;
+use hazard::{Batch, Link};
 use std::alloc::{self, Layout};
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
@@ -101,10 +101,12 @@ pub(crate) fn slot(hash: u64, level: u32) -> u32 {
 }
 
 /// A key and its value.
+#[repr(C)]
 pub(crate) struct Leaf<K, V> {
+    /// Main nodes that hold this leaf (see the module docs), in the word that chains it once
+    /// retired (nothing reads the count of a retired leaf).
+    link: Link,
     pub(crate) hash: u64,
-    /// Main nodes that hold this leaf (see the module docs).
-    pub(crate) rc: AtomicUsize,
     pub(crate) key: K,
     pub(crate) value: V,
 }
@@ -112,24 +114,32 @@ pub(crate) struct Leaf<K, V> {
 impl<K, V> Leaf<K, V> {
     pub(crate) fn new(hash: u64, key: K, value: V) -> Self {
         Leaf {
+            link: Link::new(1),
             hash,
-            rc: AtomicUsize::new(1),
             key,
             value,
         }
     }
+
+    /// The reference count.
+    #[inline(always)]
+    pub(crate) fn rc(&self) -> &AtomicUsize {
+        self.link.word()
+    }
 }
 
 /// An indirection node.
+#[repr(C)]
 pub(crate) struct INode {
+    /// Main nodes that hold this INode (or the map or snapshot whose root it is), in the word
+    /// that chains it once retired (nothing reads the count of a retired INode).
+    link: Link,
     /// The current main node. Never null. It may hold a main node whose GCAS is pending
     /// (see `raw`), which readers decide before using. Invariant: once it holds a committed
     /// tomb, it never changes again.
     pub(crate) main: AtomicPtr<Main>,
     /// The generation this INode belongs to: only writers of that generation change it.
     pub(crate) gen: u64,
-    /// Main nodes that hold this INode (or the map or snapshot whose root it is).
-    pub(crate) rc: AtomicUsize,
 }
 
 /// Tag bit of a [`Branch`] that points to a leaf (clear: an INode). Leaves and INodes are at
@@ -212,6 +222,9 @@ pub(crate) fn is_committed(prev: *mut Main) -> bool {
 /// An immutable main node: this header, then `len` [`Branch`]es inline.
 #[repr(C)]
 pub(crate) struct Main {
+    /// Chains the node once retired. (Its own word: a retired main node's count may still be
+    /// read, see `acquire_ref_if_live`.)
+    link: Link,
     /// CNode: which slots are present. Others: 0.
     bitmap: u32,
     /// Kind (top two bits) and array length.
@@ -267,6 +280,7 @@ impl Main {
         // branches; we write each exactly once before anyone can read it.
         unsafe {
             p.write(Main {
+                link: Link::new(0),
                 bitmap,
                 meta: (kind as u32) << 30 | len as u32,
                 gen,
@@ -504,12 +518,18 @@ impl Main {
 }
 
 impl INode {
+    /// The reference count.
+    #[inline(always)]
+    pub(crate) fn rc(&self) -> &AtomicUsize {
+        self.link.word()
+    }
+
     /// A fresh INode of generation `gen` holding one reference to `main`.
     pub(crate) fn new(main: *mut Main, gen: u64) -> *mut INode {
         Box::into_raw(Box::new(INode {
+            link: Link::new(1),
             main: AtomicPtr::new(main),
             gen,
-            rc: AtomicUsize::new(1),
         }))
     }
 }
@@ -541,70 +561,70 @@ pub(crate) unsafe fn free_unpublished_chain(inode: *mut INode) {
     }
 }
 
-/// Reclaims a main node retired bare: its own allocation only (its children were handed over
-/// to its replacement, or released by the writer that unlinked it).
+/// Kinds of retired node (see `hazard::Batch::retire`), dispatched by [`reclaim_node`].
 ///
-/// # Safety
-/// [`Domain::retire`]'s contract, for a pointer from [`Main::alloc`].
-pub(crate) unsafe fn reclaim_main(p: *mut (), _: &Domain) {
-    // Safety: our caller's contract.
-    unsafe { Main::free(p.cast()) }
-}
+/// A main node retired bare: its own allocation only (its children were handed over to its
+/// replacement, or released by the writer that unlinked it).
+pub(crate) const MAIN_BARE: usize = 0;
+/// A main node whose count reached zero: releases its reference on each child.
+pub(crate) const MAIN_FULL: usize = 1;
+/// An INode whose count reached zero: releases its main node's reference.
+pub(crate) const INODE_FULL: usize = 2;
+/// An INode that a writer folded away together with its never-shared tomb, whose leaf (if
+/// any) was handed over to the parent: frees both, nothing else.
+pub(crate) const INODE_BARE: usize = 3;
+/// A leaf: drops its key and value.
+pub(crate) const LEAF: usize = 4;
+/// An RDCSS descriptor (see `raw`).
+pub(crate) const DESC: usize = 5;
 
-/// Reclaims a main node whose count reached zero: releases the reference it holds on each
-/// child, then frees it. Children that reach zero are retired in turn (a cascade goes
-/// through the domain's lists, never through recursion).
+/// Frees a retired node of a trie of `K` and `V` (the domain's reclaimer). Children that
+/// reach zero are retired in turn into `batch` (a cascade goes through the domain's lists,
+/// never through recursion).
 ///
 /// # Safety
-/// [`Domain::retire`]'s contract, for a main node of this `K` and `V` whose count is zero.
-pub(crate) unsafe fn reclaim_main_full<K, V>(p: *mut (), domain: &Domain) {
-    let m = p.cast::<Main>();
-    // Safety: our caller's contract: unreachable and unprotected, so ours.
-    for &b in unsafe { &*m }.entries() {
-        // Safety: a counted main node holds one reference on each of its children.
-        unsafe { release::<K, V>(b, domain) };
+/// `hazard::Batch::retire`'s contract: `link` is a node of this `K` and `V`, retired once with
+/// `kind`, that no reader protects any more.
+pub(crate) unsafe fn reclaim_node<K, V>(link: *mut Link, kind: usize, batch: &mut Batch<'_>) {
+    // Each kind is retired, for a node of the matching allocation, only by the code that
+    // documents it above: our caller's contract then makes the node ours.
+    match kind {
+        // Safety: a main node from `Main::alloc`, ours.
+        MAIN_BARE => unsafe { Main::free(link.cast()) },
+        MAIN_FULL => {
+            let m = link.cast::<Main>();
+            // Safety: a main node, ours.
+            for &b in unsafe { &*m }.entries() {
+                // Safety: a counted main node holds one reference on each of its children.
+                unsafe { release::<K, V>(b, batch) };
+            }
+            // Safety: ours, from `Main::alloc`.
+            unsafe { Main::free(m) }
+        }
+        INODE_FULL => {
+            // Safety: an INode from `INode::new`, ours.
+            let inode = unsafe { Box::from_raw(link.cast::<INode>()) };
+            // Relaxed: the retiring thread's Release push and the scanner's Acquire take
+            // order this. No GCAS is pending on it: an installer decides its GCAS, and
+            // restores the INode, before it lets go of its protection.
+            let main = inode.main.load(Relaxed);
+            // Safety: the INode held one reference on its main node.
+            unsafe { release_main(main, batch) };
+        }
+        INODE_BARE => {
+            // Safety: an INode from `INode::new`, ours.
+            let inode = unsafe { Box::from_raw(link.cast::<INode>()) };
+            // Relaxed: as for `INODE_FULL`.
+            let main = inode.main.load(Relaxed);
+            // Safety: the tomb was held by this INode alone.
+            unsafe { Main::free(main) };
+        }
+        // Safety: a leaf from `Box::into_raw`, ours.
+        LEAF => drop(unsafe { Box::from_raw(link.cast::<Leaf<K, V>>()) }),
+        // Safety: a descriptor from `Box::into_raw`, ours.
+        DESC => unsafe { crate::raw::free_desc(link) },
+        _ => unreachable!("unknown node kind {kind}"),
     }
-    // Safety: as above.
-    unsafe { Main::free(m) }
-}
-
-/// Reclaims an INode whose count reached zero: releases its main node's reference.
-///
-/// # Safety
-/// [`Domain::retire`]'s contract, for an INode of a trie of this `K` and `V`.
-pub(crate) unsafe fn reclaim_inode_full<K, V>(p: *mut (), domain: &Domain) {
-    // Safety: our caller's contract; the INode came from `INode::new`.
-    let inode = unsafe { Box::from_raw(p.cast::<INode>()) };
-    // Relaxed: the retiring thread's Release push and the scanner's Acquire take order this.
-    // No GCAS is pending on it: an installer decides its GCAS, and restores the INode, before
-    // it lets go of its protection.
-    let main = inode.main.load(Relaxed);
-    // Safety: the INode held one reference on its main node.
-    unsafe { release_main::<K, V>(main, domain) };
-}
-
-/// Reclaims an INode that a writer folded away together with its never-shared tomb, whose
-/// leaf (if any) was handed over to the parent: frees both, nothing else.
-///
-/// # Safety
-/// [`Domain::retire`]'s contract, for an INode whose committed main node is a tomb that only
-/// it held.
-pub(crate) unsafe fn reclaim_inode_bare(p: *mut (), _: &Domain) {
-    // Safety: our caller's contract; the INode came from `INode::new`.
-    let inode = unsafe { Box::from_raw(p.cast::<INode>()) };
-    // Relaxed: as in `reclaim_inode_full`.
-    let main = inode.main.load(Relaxed);
-    // Safety: the tomb was held by this INode alone.
-    unsafe { Main::free(main) };
-}
-
-/// Reclaims a retired leaf, dropping its key and value.
-///
-/// # Safety
-/// [`Domain::retire`]'s contract, for a leaf of this `K` and `V` from `Box::into_raw`.
-pub(crate) unsafe fn reclaim_leaf<K, V>(p: *mut (), _: &Domain) {
-    // Safety: our caller's contract.
-    drop(unsafe { Box::from_raw(p.cast::<Leaf<K, V>>()) });
 }
 
 /// Drops one counted reference on a child (leaf or INode); retires it if that was the last.
@@ -612,37 +632,24 @@ pub(crate) unsafe fn reclaim_leaf<K, V>(p: *mut (), _: &Domain) {
 /// # Safety
 /// 1. The caller owns one counted reference on `b`'s node (a non-null branch), and gives it
 ///    up; if it is the last, the node is unreachable (no holder is left to reach it through).
-pub(crate) unsafe fn release<K, V>(b: Branch, domain: &Domain) {
+pub(crate) unsafe fn release<K, V>(b: Branch, batch: &mut Batch<'_>) {
     if b.is_none() {
         return;
     }
     if b.is_leaf() {
         let leaf = b.as_leaf::<K, V>();
         // Safety: 1. our reference keeps it alive.
-        if drop_ref(unsafe { &(*leaf).rc }) {
+        if drop_ref(unsafe { (*leaf).rc() }) {
             // Safety: 1. the last reference: unreachable, retired once (by us).
-            unsafe { domain.retire(leaf.cast(), reclaim_leaf::<K, V>) };
+            unsafe { batch.retire(leaf.cast(), LEAF) };
         }
     } else {
         let inode = b.as_inode();
         // Safety: 1.
-        if drop_ref(unsafe { &(*inode).rc }) {
+        if drop_ref(unsafe { (*inode).rc() }) {
             // Safety: 1.
-            unsafe { domain.retire(inode.cast(), reclaim_inode_full::<K, V>) };
+            unsafe { batch.retire(inode.cast(), INODE_FULL) };
         }
-    }
-}
-
-/// Drops one counted reference on an INode, like [`release`], but retires it (if that was
-/// the last reference) without starting a scan.
-///
-/// # Safety
-/// As [`release`].
-pub(crate) unsafe fn release_inode_without_scan<K, V>(inode: *mut INode, domain: &Domain) {
-    // Safety: our reference keeps it alive.
-    if drop_ref(unsafe { &(*inode).rc }) {
-        // Safety: the last reference: unreachable, retired once (by us).
-        unsafe { domain.retire_without_scan(inode.cast(), reclaim_inode_full::<K, V>) };
     }
 }
 
@@ -651,11 +658,11 @@ pub(crate) unsafe fn release_inode_without_scan<K, V>(inode: *mut INode, domain:
 ///
 /// # Safety
 /// As [`release`], for a main node of this `K` and `V`.
-pub(crate) unsafe fn release_main<K, V>(m: *mut Main, domain: &Domain) {
+pub(crate) unsafe fn release_main(m: *mut Main, batch: &mut Batch<'_>) {
     // Safety: the caller's reference keeps it alive.
     if drop_ref(unsafe { &(*m).rc }) {
         // Safety: the last reference: unreachable, retired once (by us).
-        unsafe { domain.retire(m.cast(), reclaim_main_full::<K, V>) };
+        unsafe { batch.retire(m.cast(), MAIN_FULL) };
     }
 }
 
@@ -671,16 +678,16 @@ pub(crate) unsafe fn release_main<K, V>(m: *mut Main, domain: &Domain) {
 /// # Safety
 /// As [`release`], and the main node unlinked held the leaf as a hand-over chain of
 /// never-shared main nodes (its generation was its INode's).
-pub(crate) unsafe fn release_unlinked_leaf<K, V>(leaf: *mut Leaf<K, V>, domain: &Domain) {
+pub(crate) unsafe fn release_unlinked_leaf<K, V>(leaf: *mut Leaf<K, V>, batch: &mut Batch<'_>) {
     // Acquire: pairs with the AcqRel decrement of a holder that let go of the leaf (a
     // snapshot's main node reclaimed meanwhile), so its uses come before ours.
     // Safety: our reference keeps it alive.
-    if unsafe { (*leaf).rc.load(Acquire) } == 1 {
+    if unsafe { (*leaf).rc().load(Acquire) } == 1 {
         // Safety: the last reference, ours: unreachable, retired once.
-        unsafe { domain.retire(leaf.cast(), reclaim_leaf::<K, V>) };
+        unsafe { batch.retire(leaf.cast(), LEAF) };
     } else {
         // Safety: the caller's contract.
-        unsafe { release::<K, V>(Branch::leaf(leaf), domain) };
+        unsafe { release::<K, V>(Branch::leaf(leaf), batch) };
     }
 }
 
@@ -717,7 +724,7 @@ pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
         match item {
             Item::INode(i) => {
                 // Safety: 1, 2: a counted INode, ours alone now.
-                if last(unsafe { &(*i).rc }) {
+                if last(unsafe { (*i).rc() }) {
                     // Safety: 2; INodes come from `INode::new`.
                     let inode = unsafe { Box::from_raw(i) };
                     stack.push(Item::Main(inode.main.load(Relaxed))); // Relaxed: 2.
@@ -742,7 +749,7 @@ pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
             Item::Leaf(b) => {
                 let leaf = b.as_leaf::<K, V>();
                 // Safety: 1, 2.
-                if last(unsafe { &(*leaf).rc }) {
+                if last(unsafe { (*leaf).rc() }) {
                     // Safety: 2; the last reference; leaves come from `Box::into_raw`.
                     let leaf = unsafe { Box::from_raw(leaf) };
                     if let Err(p) =

@@ -52,12 +52,12 @@
 use crate::count::Counter;
 use crate::node::{
     acquire_ref, acquire_ref_if_live, free_unpublished_chain, fresh_gen, is_committed,
-    reclaim_inode_bare, reclaim_main, release, release_main, release_unlinked_leaf, slot, Branch,
-    INode, Kind, Leaf, Main, BITS, FAILED,
+    reclaim_node, release, release_main, release_unlinked_leaf, slot, Branch, INode, Kind, Leaf,
+    Main, BITS, DESC as DESC_KIND, FAILED, INODE_BARE, MAIN_BARE,
 };
 use crate::sync::{loom_sc_fence, AtomicPtr, AtomicUsize};
 use crate::Ref;
-use hazard::{contention, Domain, HazardPointer};
+use hazard::{contention, Batch, Domain, HazardPointer, Link};
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
@@ -76,7 +76,10 @@ const COMMIT: usize = 1;
 const ABORT: usize = 2;
 
 /// An RDCSS descriptor: swap the root from `old` to `new` if `old`'s main node is `expected`.
+#[repr(C)]
 struct Desc {
+    /// Chains it once retired.
+    link: Link,
     old: *mut INode,
     expected: *mut Main,
     new: *mut INode,
@@ -85,13 +88,13 @@ struct Desc {
     state: AtomicUsize,
 }
 
-/// Reclaims a retired descriptor.
+/// Frees a retired descriptor (kind [`DESC_KIND`]).
 ///
 /// # Safety
-/// [`Domain::retire`]'s contract, for a `Desc` from `Box::into_raw`.
-unsafe fn reclaim_desc(p: *mut (), _: &Domain) {
+/// `hazard::Batch::retire`'s contract, for a `Desc` from `Box::into_raw`.
+pub(crate) unsafe fn free_desc(link: *mut Link) {
     // Safety: our caller's contract.
-    drop(unsafe { Box::from_raw(p.cast::<Desc>()) });
+    drop(unsafe { Box::from_raw(link.cast::<Desc>()) });
 }
 
 /// How a reader decides a pending GCAS that it meets.
@@ -349,14 +352,18 @@ pub(crate) unsafe fn release_tree<K, V>(
         }
         return;
     }
+    let mut batch = Batch::new(domain);
     // Safety: 1.
     unsafe {
         if !base.is_null() {
-            release_main::<K, V>(base, domain);
+            release_main(base, &mut batch);
         }
-        release::<K, V>(Branch::inode(root), domain);
+        release::<K, V>(Branch::inode(root), &mut batch);
     }
-    if how != Release::Lazy {
+    if how == Release::Lazy {
+        batch.flush_without_scan();
+    } else {
+        drop(batch);
         domain.reclaim();
     }
 }
@@ -465,15 +472,22 @@ struct Cursor<'d> {
 }
 
 impl<'d> Cursor<'d> {
+    /// A cursor whose six guards are taken in one go (one thread-local access).
     #[inline]
     fn new(domain: &'d Domain) -> Self {
+        Self::of(HazardPointer::array::<6>(domain))
+    }
+
+    #[inline(always)]
+    fn of(guards: [HazardPointer<'d>; 6]) -> Self {
+        let [root, inode, main, parent_inode, parent_main, child] = guards;
         Cursor {
-            root: HazardPointer::new(domain),
-            inode: HazardPointer::new(domain),
-            main: HazardPointer::new(domain),
-            parent_inode: HazardPointer::new(domain),
-            parent_main: HazardPointer::new(domain),
-            child: HazardPointer::new(domain),
+            root,
+            inode,
+            main,
+            parent_inode,
+            parent_main,
+            child,
         }
     }
 
@@ -588,11 +602,11 @@ impl Change {
     }
 }
 
-/// What a committed [`Change`] leaves to do once the writer is done with its results: retire
-/// or release `old` and what `new` dropped. Done on drop, so that a panic from a scan run by
-/// one step (a user `Drop`) does not skip the other.
-struct Settle<'d, K, V> {
-    domain: &'d Domain,
+/// What a committed [`Change`] leaves to do: retire or release `old` and what `new` dropped,
+/// into the operation's batch ([`settle`](Self::settle); nothing is freed before the batch
+/// is flushed and scanned, and no user code runs meanwhile).
+#[must_use]
+struct Settle<K, V> {
     shared: bool,
     old: *mut Main,
     dropped: Branch,
@@ -600,40 +614,30 @@ struct Settle<'d, K, V> {
     _marker: PhantomData<(K, V)>,
 }
 
-impl<K, V> Drop for Settle<'_, K, V> {
-    fn drop(&mut self) {
+impl<K, V> Settle<K, V> {
+    fn settle(self, batch: &mut Batch<'_>) {
         // Our committed GCAS unlinked `old` from its INode: we own the INode's reference on
         // it, and (when `old` was never shared) `old`'s reference on `dropped`.
         if self.shared {
             // `old` may be held by other INodes: let go of ours; it releases its children
             // (`dropped` among them) when the last holder lets go.
             // Safety: our reference, given up once.
-            unsafe { release_main::<K, V>(self.old, self.domain) };
+            unsafe { release_main(self.old, batch) };
             return;
         }
         // Never shared: its children were handed over, except `dropped`.
-        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // Safety: unlinked by our GCAS, held by nothing else; retired once, by us.
-            unsafe { self.domain.retire(self.old.cast(), reclaim_main) }
-        }));
+        // Safety: unlinked by our GCAS, held by nothing else; retired once, by us.
+        unsafe { batch.retire(self.old.cast(), MAIN_BARE) };
         if self.dropped.is_leaf() {
             // Safety: `old`'s reference, now ours; `old` was never shared.
-            unsafe { release_unlinked_leaf(self.dropped.as_leaf::<K, V>(), self.domain) };
+            unsafe { release_unlinked_leaf(self.dropped.as_leaf::<K, V>(), batch) };
         } else if self.dropped_bare {
             // Safety: an INode and tomb that only `old` held (see `Change::dropped_bare`),
             // unlinked by our GCAS; retired once, by us.
-            unsafe {
-                self.domain
-                    .retire(self.dropped.as_inode().cast(), reclaim_inode_bare)
-            };
+            unsafe { batch.retire(self.dropped.as_inode().cast(), INODE_BARE) };
         } else {
             // Safety: `old`'s reference, now ours.
-            unsafe { release::<K, V>(self.dropped, self.domain) };
-        }
-        if let Err(p) = first {
-            if !std::thread::panicking() {
-                std::panic::resume_unwind(p);
-            }
+            unsafe { release::<K, V>(self.dropped, batch) };
         }
     }
 }
@@ -645,7 +649,7 @@ impl<K, V, S> Inner<K, V, S> {
             INode::new(Main::empty_cnode(gen), gen),
             hasher,
             ptr::null_mut(),
-            Arc::new(new_domain()),
+            Arc::new(new_domain::<K, V>()),
         )
     }
 
@@ -680,7 +684,7 @@ impl<K, V, S> Inner<K, V, S> {
             // Relaxed: the pointer was read above by this same thread.
             self.base_main.store(ptr::null_mut(), Relaxed);
             // Safety: our reference, given up once.
-            unsafe { release_main::<K, V>(base, &self.domain) };
+            unsafe { release_main(base, &mut Batch::new(&self.domain)) };
             n
         });
         (base + self.count.sum()).max(0) as usize
@@ -755,7 +759,8 @@ impl<K, V, S> Inner<K, V, S> {
         change: &Change,
         start: *mut INode,
         guard: &mut HazardPointer<'_>,
-    ) -> Result<Settle<'_, K, V>, Gcas> {
+        batch: &mut Batch<'_>,
+    ) -> Result<Settle<K, V>, Gcas> {
         for b in change.counted() {
             // Safety: 1. children of `old` (protected) or of the protected tomb below: their
             // holders keep them alive and counted, so a plain increment cannot resurrect.
@@ -767,7 +772,7 @@ impl<K, V, S> Inner<K, V, S> {
             for b in change.counted() {
                 // Safety: the references taken above; their other holders keep the counts
                 // above zero.
-                unsafe { release::<K, V>(b, &self.domain) };
+                unsafe { release::<K, V>(b, batch) };
             }
             if outcome == Gcas::Lost {
                 // Safety: never published.
@@ -775,12 +780,11 @@ impl<K, V, S> Inner<K, V, S> {
             } else {
                 // Safety: published (readers may protect it) and now unlinked; nobody
                 // dereferences the children of a failed main node, so it is retired bare.
-                unsafe { self.domain.retire(change.new.cast(), reclaim_main) };
+                unsafe { batch.retire(change.new.cast(), MAIN_BARE) };
             }
             return Err(outcome);
         }
         Ok(Settle {
-            domain: &self.domain,
             shared: change.shared(),
             old: change.old,
             dropped: change.dropped,
@@ -794,12 +798,13 @@ impl<K, V, S> Inner<K, V, S> {
 /// `reclaim` (or when the domain drops): with the usual threshold, a scan after every other
 /// retire multiplies the interleavings past what a model can explore, and the scan protocol
 /// itself is the hazard crate's models' subject.
-fn new_domain() -> Domain {
-    if cfg!(loom) {
+fn new_domain<K, V>() -> Domain {
+    let domain = if cfg!(loom) {
         Domain::with_retire_threshold(usize::MAX)
     } else {
         Domain::new()
-    }
+    };
+    domain.with_reclaimer(reclaim_node::<K, V>)
 }
 
 /// Takes one counted reference on a child.
@@ -809,10 +814,10 @@ fn new_domain() -> Domain {
 unsafe fn acquire_branch<K, V>(b: Branch) {
     if b.is_leaf() {
         // Safety: the caller's contract.
-        acquire_ref(unsafe { &(*b.as_leaf::<K, V>()).rc }, 1);
+        acquire_ref(unsafe { (*b.as_leaf::<K, V>()).rc() }, 1);
     } else {
         // Safety: as above.
-        acquire_ref(unsafe { &(*b.as_inode()).rc }, 1);
+        acquire_ref(unsafe { (*b.as_inode()).rc() }, 1);
     }
 }
 
@@ -956,10 +961,17 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let mut c = Cursor::new(&self.domain);
-        // Protects the main node a GCAS installs, from before its publication.
-        let mut fresh = HazardPointer::new(&self.domain);
-        let mut new_guard = want_new.then(|| HazardPointer::new(&self.domain));
+        // What this write retires, handed to the domain in one push before it returns.
+        let mut batch = Batch::new(&self.domain);
+        // The cursor's guards; `fresh` protects the main node a GCAS installs, from before its
+        // publication; `new_guard` the entry stored, if asked for. One thread-local access.
+        let (mut c, mut fresh, mut new_guard) = if want_new {
+            let [a, b, c, d, e, f, fresh, new] = HazardPointer::array::<8>(&self.domain);
+            (Cursor::of([a, b, c, d, e, f]), fresh, Some(new))
+        } else {
+            let [a, b, c, d, e, f, fresh] = HazardPointer::array::<7>(&self.domain);
+            (Cursor::of([a, b, c, d, e, f]), fresh, None)
+        };
         'restart: loop {
             let mut pos = Position::at_root(self.read_root(&mut c.root));
             let gen = pos.gen();
@@ -974,13 +986,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 let main = unsafe { &*pos.main };
                 if main.kind() == Kind::Tomb {
                     // Writers never change a tomb: fold it into the parent, start again.
-                    self.clean_parent(&pos, hash, &mut c.child);
+                    self.clean_parent(&pos, hash, &mut c.child, &mut batch);
                     continue 'restart;
                 }
                 // Safety: protected.
                 if unsafe { (*pos.inode).gen } != gen {
                     // Shared with a snapshot: copy it into this generation first.
-                    self.renew(&pos, hash, &mut c.child);
+                    self.renew(&pos, hash, &mut c.child, &mut batch);
                     continue 'restart;
                 }
                 // The entry for the key: (array index, branch found there, whether it is the
@@ -1038,8 +1050,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                     Action::Keep => {
                         // Dropped before the result is built: if a `Drop` of the rejected key
                         // or value panics, a result under construction would be leaked, with
-                        // its hazard pointers still published.
+                        // its hazard pointers still published. (So is the batch flushed: its
+                        // scan may run user `Drop`s.)
                         drop(prepared);
+                        batch.flush();
                         return Written {
                             old: found.then(|| Ref::new(c.child, here.as_leaf())),
                             new: None,
@@ -1098,7 +1112,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 let entombed = unsafe { (*change.new).kind() } == Kind::Tomb;
                 // Safety: the cursor protects the INode, its main node and the root; the
                 // change describes `new`.
-                let settle = match unsafe { self.apply(&change, pos.root, &mut fresh) } {
+                let settle = match unsafe { self.apply(&change, pos.root, &mut fresh, &mut batch) } {
                     Ok(settle) => settle,
                     Err(outcome) => {
                         if !change.fresh.is_leaf() && !change.fresh.is_none() {
@@ -1111,6 +1125,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                         continue 'restart;
                     }
                 };
+                settle.settle(&mut batch);
                 if !stored.is_null() {
                     if let Prepared::Leaf(l) = mem::replace(&mut prepared, Prepared::Published) {
                         // The leaf is in the trie now: not ours to free.
@@ -1126,18 +1141,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                     // is returned, so the GCAS guard, free now, stands in for it), so that a
                     // write holds a bounded number of hazard records.
                     mem::swap(&mut c.child, &mut fresh);
-                    self.cleanup(hash, &mut c);
+                    self.cleanup(hash, &mut c, &mut batch);
                     mem::swap(&mut c.child, &mut fresh);
                 }
+                // Handed to the domain before the result is built (the push may scan, and a
+                // scan may run user `Drop`s, which may panic; see the `Keep` case). The old
+                // leaf stays protected by `c.child`, the new one by `new_guard`.
+                batch.flush();
                 let old = found.then(|| Ref::new(c.child, here.as_leaf()));
                 let new = match new_guard {
                     // Protected by `g` since before the CAS.
                     Some(g) if !stored.is_null() => Some(Ref::new(g, stored)),
                     _ => None,
                 };
-                // Settled last, before the result is built (a scan may run user `Drop`s,
-                // which may panic; see the `Keep` case). The old leaf stays protected by `old`.
-                drop(settle);
                 return Written {
                     old,
                     new,
@@ -1152,7 +1168,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
     /// one's main node. (The paper renews every child of the parent at once; renewing only the
     /// one on the write's path reads one main node instead of 32.) Does nothing if the parent
     /// changed meanwhile.
-    fn renew(&self, pos: &Position, hash: u64, guard: &mut HazardPointer<'_>) {
+    fn renew(
+        &self,
+        pos: &Position,
+        hash: u64,
+        guard: &mut HazardPointer<'_>,
+        batch: &mut Batch<'_>,
+    ) {
         debug_assert!(pos.level > 0, "the root is always of its map's generation");
         let gen = pos.gen();
         let parent_level = pos.level - BITS;
@@ -1180,13 +1202,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
         ch.fresh = Branch::inode(renewed);
         ch.dropped = Branch::inode(pos.inode);
         // Safety: the cursor protects the parent pair, the root and the old INode.
-        match unsafe { self.apply(&ch, pos.root, guard) } {
-            Ok(settle) => drop(settle),
+        match unsafe { self.apply(&ch, pos.root, guard, batch) } {
+            Ok(settle) => settle.settle(batch),
             Err(_) => {
                 // Safety: never reachable through a committed node: ours.
                 drop(unsafe { Box::from_raw(renewed) });
                 // Safety: the reference taken above.
-                unsafe { release_main::<K, V>(pos.main, &self.domain) };
+                unsafe { release_main(pos.main, batch) };
             }
         }
     }
@@ -1194,7 +1216,13 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
     /// Folds the tomb at `pos` into its parent: the parent's copy holds the tomb's leaf (or
     /// loses the slot). Does nothing if the parent changed meanwhile, or is not of the
     /// traversal's generation.
-    fn clean_parent(&self, pos: &Position, hash: u64, guard: &mut HazardPointer<'_>) {
+    fn clean_parent(
+        &self,
+        pos: &Position,
+        hash: u64,
+        guard: &mut HazardPointer<'_>,
+        batch: &mut Batch<'_>,
+    ) {
         debug_assert!(pos.level > 0, "the root is never a tomb");
         let gen = pos.gen();
         // Safety: the cursor protects the parent INode.
@@ -1226,8 +1254,8 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
         // Safety: protected.
         ch.dropped_bare = unsafe { (*pos.inode).gen } == gen && tomb.gen == gen;
         // Safety: the cursor protects the parent pair, the root, and the tomb and its INode.
-        if let Ok(settle) = unsafe { self.apply(&ch, pos.root, guard) } {
-            drop(settle);
+        if let Ok(settle) = unsafe { self.apply(&ch, pos.root, guard, batch) } {
+            settle.settle(batch);
         }
     }
 
@@ -1235,7 +1263,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
     /// every tomb it meets, until none is left (folding one can entomb the parent in turn).
     /// Stops at INodes of older generations (a snapshot was taken meanwhile: the next writer
     /// there renews and cleans).
-    fn cleanup(&self, hash: u64, c: &mut Cursor<'_>) {
+    fn cleanup(&self, hash: u64, c: &mut Cursor<'_>, batch: &mut Batch<'_>) {
         'restart: loop {
             let mut pos = Position::at_root(self.read_root(&mut c.root));
             let gen = pos.gen();
@@ -1254,7 +1282,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 }
                 match main.kind() {
                     Kind::Tomb => {
-                        self.clean_parent(&pos, hash, &mut c.child);
+                        self.clean_parent(&pos, hash, &mut c.child, batch);
                         continue 'restart;
                     }
                     Kind::List => return,
@@ -1306,6 +1334,7 @@ impl<K, V, S> Inner<K, V, S> {
             }
             let r1 = INode::new(m, fresh_gen());
             let desc = Box::into_raw(Box::new(Desc {
+                link: Link::new(0),
                 old: r0,
                 expected: m,
                 new: r1,
@@ -1327,10 +1356,12 @@ impl<K, V, S> Inner<K, V, S> {
             let committed = installed && unsafe { (*desc).state.load(Acquire) } == COMMIT;
             if installed {
                 // Without a scan: a snapshot should not pay for reclaiming what writers
-                // retired (the next writer's retire will).
+                // retired (the next writer's flush will).
+                let mut batch = Batch::new(&self.domain);
                 // Safety: completed, so the root no longer holds it; helpers may still
-                // protect it; retired once; a `Desc` is plain data, freed as a box.
-                unsafe { self.domain.retire_without_scan(desc.cast(), reclaim_desc) };
+                // protect it; retired once; a `Desc` starts with its link.
+                unsafe { batch.retire(desc.cast(), DESC_KIND) };
+                batch.flush_without_scan();
             } else {
                 // Safety: never published.
                 drop(unsafe { Box::from_raw(desc) });
@@ -1342,8 +1373,9 @@ impl<K, V, S> Inner<K, V, S> {
             // a commit), so it is ours; the references taken above go back.
             unsafe {
                 drop(Box::from_raw(r1));
+                let mut batch = Batch::new(&self.domain);
                 for _ in 0..1 + extra {
-                    release_main::<K, V>(m, &self.domain);
+                    release_main(m, &mut batch);
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! The reader side: a guard that owns one hazard record.
 
 use crate::fence;
-use crate::registry::{registry, with_local, Overflow};
+use crate::registry::{local_block, registry, Block, Overflow};
 use crate::sync::AtomicPtr;
 use crate::Domain;
 use std::fmt;
@@ -17,8 +17,10 @@ const OVERFLOW: u32 = u32::MAX;
 /// The guard owns one hazard record for its whole life (the original's `ProtectedPointer`).
 /// Re-pointing it ([`protect`](Self::protect) again, on another source) is how a traversal
 /// moves hand over hand; [`swap`](Self::swap) exchanges the protections of two guards.
-/// Creating a guard is cheap (a thread-local bit operation for the first eight guards of a
-/// thread, a walk of a shared list beyond that); dropping it clears the protection.
+/// Creating a guard is cheap (one thread-local load and a bit operation for the first eight
+/// guards of a thread, a walk of a shared list beyond that; [`array`](Self::array) takes
+/// several with one thread-local access); dropping it clears the protection and gives the
+/// record back without a thread-local access.
 ///
 /// The guard borrows its domain, so the domain cannot be dropped while it exists:
 ///
@@ -52,39 +54,48 @@ impl<'domain> HazardPointer<'domain> {
     /// A guard protecting nothing, for objects retired into `domain`.
     #[inline]
     pub fn new(domain: &'domain Domain) -> Self {
-        let (slot, index) =
-            with_local(|local| local.take_slot().map(|i| (&local.block.slots[i], i as u32)))
-                .flatten()
-                .unwrap_or_else(|| (&registry().acquire_overflow().hazard, OVERFLOW));
+        let asymmetric = domain.asymmetric();
+        match local_block().and_then(|b| b.take_slot().map(|i| (b, i))) {
+            Some((block, i)) => Self::in_block(block, i, asymmetric),
+            None => Self::overflow(asymmetric),
+        }
+    }
+
+    #[inline(always)]
+    fn in_block(block: &'static Block, i: usize, asymmetric: bool) -> Self {
         HazardPointer {
-            slot,
-            index,
-            asymmetric: domain.asymmetric(),
+            slot: &block.slots[i],
+            index: i as u32,
+            asymmetric,
             _domain: PhantomData,
             _not_send: PhantomData,
         }
     }
 
-    /// `N` guards at once, taking this thread's records with one thread-local access (a data
-    /// structure's traversal typically needs several: the node, its parent and a child).
-    #[inline]
-    pub fn array<const N: usize>(domain: &'domain Domain) -> [Self; N] {
-        let asymmetric = domain.asymmetric();
-        let make = |slot, index| HazardPointer {
-            slot,
-            index,
+    #[cold]
+    fn overflow(asymmetric: bool) -> Self {
+        HazardPointer {
+            slot: &registry().acquire_overflow().hazard,
+            index: OVERFLOW,
             asymmetric,
             _domain: PhantomData,
             _not_send: PhantomData,
-        };
-        let overflow = || make(&registry().acquire_overflow().hazard, OVERFLOW);
-        with_local(|local| {
-            std::array::from_fn(|_| match local.take_slot() {
-                Some(i) => make(&local.block.slots[i], i as u32),
-                None => overflow(),
-            })
-        })
-        .unwrap_or_else(|| std::array::from_fn(|_| overflow()))
+        }
+    }
+
+    /// `N` guards at once, with one thread-local access (folly's `hazptr_array`): a data
+    /// structure's traversal typically needs several (the node, its parent and a child).
+    /// Beyond this thread's free records they come from the shared overflow pool.
+    #[inline]
+    pub fn array<const N: usize>(domain: &'domain Domain) -> [Self; N] {
+        let asymmetric = domain.asymmetric();
+        match local_block() {
+            Some(block) => std::array::from_fn(|_| match block.take_slot() {
+                Some(i) => Self::in_block(block, i, asymmetric),
+                None => Self::overflow(asymmetric),
+            }),
+            None => std::array::from_fn(|_| Self::overflow(asymmetric)),
+        }
     }
 
     #[inline(always)]
@@ -169,18 +180,24 @@ impl Drop for HazardPointer<'_> {
     #[inline]
     fn drop(&mut self) {
         if self.index == OVERFLOW {
-            // Safety: `Overflow` is `repr(C)` with `hazard` first, and overflow records are
-            // never freed, so the slot's address is the record's.
-            let rec = unsafe { &*(self.slot as *const AtomicPtr<()>).cast::<Overflow>() };
-            registry().release_overflow(rec);
+            drop_overflow(self.slot);
         } else {
             // Release: as in `reset`.
             self.slot.store(ptr::null_mut(), Release);
-            // If this thread's locals are already gone, the block stays owned (see
-            // `Local::drop`) and the slot is simply not reused.
-            let _ = with_local(|local| local.give_slot(self.index as usize));
+            // Safety: a non-overflow guard's slot is slot `index` of a block, owned by this
+            // thread (guards are not `Send`). If this thread's locals are already gone, the
+            // block stays owned forever (see `Local::drop`) and the bit is simply not reused.
+            unsafe { Block::of_slot(self.slot, self.index as usize) }.give_slot(self.index as usize);
         }
     }
+}
+
+#[cold]
+fn drop_overflow(slot: &'static AtomicPtr<()>) {
+    // Safety: `Overflow` is `repr(C)` with `hazard` first, and overflow records are never
+    // freed, so the slot's address is the record's.
+    let rec = unsafe { &*(slot as *const AtomicPtr<()>).cast::<Overflow>() };
+    registry().release_overflow(rec);
 }
 
 impl fmt::Debug for HazardPointer<'_> {
