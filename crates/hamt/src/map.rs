@@ -72,18 +72,18 @@ impl<'a, K, V> Ref<'a, K, V> {
 
     /// The entry's key.
     pub fn key(&self) -> &K {
-        &self.leaf().key
+        &self.leaf().entry().key
     }
 
     /// The entry's value.
     pub fn value(&self) -> &V {
-        &self.leaf().value
+        &self.leaf().entry().value
     }
 
     /// Both.
     pub fn pair(&self) -> (&K, &V) {
-        let leaf = self.leaf();
-        (&leaf.key, &leaf.value)
+        let entry = self.leaf().entry();
+        (&entry.key, &entry.value)
     }
 }
 
@@ -478,7 +478,7 @@ where
 
 fn hash_of<K, V>(prepared: &Prepared<'_, K, V, K>) -> u64 {
     match prepared {
-        Prepared::Leaf(l) => l.get().hash,
+        Prepared::Leaf(l) => l.get().entry().hash,
         _ => unreachable!("hash_of is used on fresh leaves"),
     }
 }

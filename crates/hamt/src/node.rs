@@ -38,7 +38,7 @@
 //! writer that unlinks a leaf from a never-shared main node reads its count, and a count of
 //! one is its own (see [`release_unlinked_leaf`]).
 
-use crate::sync::{AtomicPtr, AtomicUsize};
+use crate::sync::{AtomicPtr, AtomicUsize, Data};
 use hazard::{Batch, Link};
 use std::alloc::{self, Layout};
 use std::ptr;
@@ -106,6 +106,11 @@ pub(crate) struct Leaf<K, V> {
     /// Main nodes that hold this leaf (see the module docs), in the word that chains it once
     /// retired (nothing reads the count of a retired leaf).
     link: Link,
+    entry: Data<Entry<K, V>>,
+}
+
+/// A leaf's contents: immutable once the leaf is published.
+pub(crate) struct Entry<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
@@ -115,9 +120,7 @@ impl<K, V> Leaf<K, V> {
     pub(crate) fn new(hash: u64, key: K, value: V) -> Self {
         Leaf {
             link: Link::new(1),
-            hash,
-            key,
-            value,
+            entry: Data::new(Entry { hash, key, value }),
         }
     }
 
@@ -125,6 +128,17 @@ impl<K, V> Leaf<K, V> {
     #[inline(always)]
     pub(crate) fn rc(&self) -> &AtomicUsize {
         self.link.word()
+    }
+
+    /// The key, value and hash (see [`Data::get`]).
+    #[inline(always)]
+    pub(crate) fn entry(&self) -> &Entry<K, V> {
+        self.entry.get()
+    }
+
+    /// The contents of a leaf not yet published.
+    pub(crate) fn entry_mut(&mut self) -> &mut Entry<K, V> {
+        self.entry.get_mut()
     }
 }
 
@@ -139,7 +153,7 @@ pub(crate) struct INode {
     /// tomb, it never changes again.
     pub(crate) main: AtomicPtr<Main>,
     /// The generation this INode belongs to: only writers of that generation change it.
-    pub(crate) gen: u64,
+    gen: Data<u64>,
 }
 
 /// Tag bit of a [`Branch`] that points to a leaf (clear: an INode). Leaves and INodes are at
@@ -225,12 +239,10 @@ pub(crate) struct Main {
     /// Chains the node once retired. (Its own word: a retired main node's count may still be
     /// read, see `acquire_ref_if_live`.)
     link: Link,
-    /// CNode: which slots are present. Others: 0.
-    bitmap: u32,
-    /// Kind (top two bits) and array length.
-    meta: u32,
-    /// The generation of the INode it was created for (see the module docs).
-    pub(crate) gen: u64,
+    /// The immutable part of the header. It also stands for the array that follows (under
+    /// loom, reading the array is a read of `head`: see [`Data`]); the array is written
+    /// right after it, before the node is published.
+    head: Data<Head>,
     /// GCAS state: null once committed (and for nodes never installed by a GCAS); the main
     /// node this one replaces while the GCAS is pending; that pointer tagged [`FAILED`] once
     /// it failed. A committed frozen node may cache its subtree's size here instead of null
@@ -239,6 +251,17 @@ pub(crate) struct Main {
     /// INodes whose committed main node this is (see the module docs).
     pub(crate) rc: AtomicUsize,
     entries: [Branch; 0],
+}
+
+/// The immutable fields of a main node's header.
+#[repr(C)]
+struct Head {
+    /// CNode: which slots are present. Others: 0.
+    bitmap: u32,
+    /// Kind (top two bits) and array length.
+    meta: u32,
+    /// The generation of the INode it was created for (see the module docs).
+    gen: u64,
 }
 
 impl Main {
@@ -281,9 +304,11 @@ impl Main {
         unsafe {
             p.write(Main {
                 link: Link::new(0),
-                bitmap,
-                meta: (kind as u32) << 30 | len as u32,
-                gen,
+                head: Data::new(Head {
+                    bitmap,
+                    meta: (kind as u32) << 30 | len as u32,
+                    gen,
+                }),
                 prev: AtomicPtr::new(ptr::null_mut()),
                 rc: AtomicUsize::new(1),
                 entries: [],
@@ -307,13 +332,17 @@ impl Main {
     pub(crate) unsafe fn free(p: *mut Main) {
         // Safety: 1. `p` is a live main node.
         let layout = unsafe { Self::layout((*p).kind(), (*p).len()) };
+        // Safety: 1. ours alone; the header's fields are dropped once (a no-op outside loom,
+        // where no field has drop glue; under loom, the write access that checks that every
+        // reader is done, see `Data`). The branches own nothing.
+        unsafe { ptr::drop_in_place(p) };
         // Safety: 1. allocated with this layout.
         unsafe { alloc::dealloc(p.cast(), layout) };
     }
 
     #[inline(always)]
     pub(crate) fn kind(&self) -> Kind {
-        match self.meta >> 30 {
+        match self.head.get().meta >> 30 {
             0 => Kind::CNode,
             1 => Kind::Tomb,
             _ => Kind::List,
@@ -322,12 +351,18 @@ impl Main {
 
     #[inline(always)]
     pub(crate) fn bitmap(&self) -> u32 {
-        self.bitmap
+        self.head.get().bitmap
     }
 
     #[inline(always)]
     pub(crate) fn len(&self) -> usize {
-        (self.meta & LEN_MASK) as usize
+        (self.head.get().meta & LEN_MASK) as usize
+    }
+
+    /// The generation of the INode it was created for (see the module docs).
+    #[inline(always)]
+    pub(crate) fn gen(&self) -> u64 {
+        self.head.get().gen
     }
 
     #[inline(always)]
@@ -339,7 +374,7 @@ impl Main {
     /// The array index of slot bit `bit` in a CNode (whether or not the slot is present).
     #[inline(always)]
     pub(crate) fn index(&self, bit: u32) -> usize {
-        (self.bitmap & (bit - 1)).count_ones() as usize
+        (self.bitmap() & (bit - 1)).count_ones() as usize
     }
 
     pub(crate) fn empty_cnode(gen: u64) -> *mut Main {
@@ -425,7 +460,7 @@ impl Main {
             .copied()
             .chain([b])
             .chain(e[i..].iter().copied());
-        Self::alloc(Kind::CNode, gen, self.bitmap | bit, e.len() + 1, entries)
+        Self::alloc(Kind::CNode, gen, self.bitmap() | bit, e.len() + 1, entries)
     }
 
     /// A copy of this CNode with the INode at index `i` replaced by the leaf `leaf` it held in
@@ -453,7 +488,7 @@ impl Main {
             .iter()
             .enumerate()
             .map(|(j, &x)| if j == i { b } else { x });
-        Self::alloc(self.kind(), gen, self.bitmap, e.len(), entries)
+        Self::alloc(self.kind(), gen, self.bitmap(), e.len(), entries)
     }
 
     /// A copy of this CNode without slot bit `bit` (at index `i`), contracted for `level`:
@@ -473,7 +508,7 @@ impl Main {
             .enumerate()
             .filter(|&(j, _)| j != i)
             .map(|(_, &b)| b);
-        Self::alloc(Kind::CNode, gen, self.bitmap & !bit, e.len() - 1, entries)
+        Self::alloc(Kind::CNode, gen, self.bitmap() & !bit, e.len() - 1, entries)
     }
 
     /// A copy of this list without entry `i`. A list left empty becomes an empty tomb; a list
@@ -529,8 +564,14 @@ impl INode {
         Box::into_raw(Box::new(INode {
             link: Link::new(1),
             main: AtomicPtr::new(main),
-            gen,
+            gen: Data::new(gen),
         }))
+    }
+
+    /// The generation this INode belongs to.
+    #[inline(always)]
+    pub(crate) fn gen(&self) -> u64 {
+        *self.gen.get()
     }
 }
 

@@ -55,7 +55,7 @@ use crate::node::{
     reclaim_node, release, release_main, release_unlinked_leaf, slot, Branch, INode, Kind, Leaf,
     Main, BITS, DESC as DESC_KIND, FAILED, INODE_BARE, MAIN_BARE,
 };
-use crate::sync::{loom_sc_fence, AtomicPtr, AtomicUsize};
+use crate::sync::{loom_sc_fence, AtomicPtr, AtomicUsize, Data};
 use crate::Ref;
 use hazard::{contention, Batch, Domain, HazardPointer, Link};
 use std::borrow::Borrow;
@@ -80,12 +80,17 @@ const ABORT: usize = 2;
 struct Desc {
     /// Chains it once retired.
     link: Link,
-    old: *mut INode,
-    expected: *mut Main,
-    new: *mut INode,
+    swap: Data<Swap>,
     /// [`PENDING`], then [`COMMIT`] or [`ABORT`], decided once by CAS (so that whoever
     /// completes the descriptor, its installer learns the outcome).
     state: AtomicUsize,
+}
+
+/// The immutable part of a [`Desc`], published with it by the root CAS.
+struct Swap {
+    old: *mut INode,
+    expected: *mut Main,
+    new: *mut INode,
 }
 
 /// Frees a retired descriptor (kind [`DESC_KIND`]).
@@ -173,7 +178,7 @@ unsafe fn gcas_decide(inode: *mut INode, n: *mut Main, how: Decide<'_>, domain: 
             Decide::Live { root, start } => {
                 loom_sc_fence();
                 // Safety: 1.
-                root_is(root, start, domain) && unsafe { (*start).gen == (*inode).gen }
+                root_is(root, start, domain) && unsafe { (*start).gen() == (*inode).gen() }
             }
         };
         let decision = if commit {
@@ -219,7 +224,8 @@ unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, doma
         return;
     }
     // Safety: protected and validated.
-    let d = unsafe { &*desc };
+    let desc = unsafe { &*desc };
+    let d = desc.swap.get();
     // The old root too: its installer lets go of it once the root no longer holds the
     // descriptor, so the same validation covers it.
     let mut old_guard = HazardPointer::new(domain);
@@ -229,7 +235,7 @@ unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, doma
         return;
     }
     // Acquire: pairs with the AcqRel decision below.
-    let mut state = d.state.load(Acquire);
+    let mut state = desc.state.load(Acquire);
     if state == PENDING {
         let decided = if abort {
             ABORT
@@ -248,7 +254,10 @@ unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, doma
             }
         };
         // AcqRel: one decision wins; Release publishes it.
-        state = match d.state.compare_exchange(PENDING, decided, AcqRel, Acquire) {
+        state = match desc
+            .state
+            .compare_exchange(PENDING, decided, AcqRel, Acquire)
+        {
             Ok(_) => decided,
             Err(now) => now,
         };
@@ -258,6 +267,16 @@ unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, doma
     // descriptor is protected.
     let _ = root.compare_exchange(tagged, target.cast(), SeqCst, Relaxed);
 }
+
+/// The success ordering of the GCAS that installs a main node (see [`Inner::gcas`]).
+///
+/// `--cfg hamt_weak_publication` weakens it to `Relaxed`, for one test only: it shows that the
+/// loom models, which track node contents (see `sync::Data`), catch a main node published
+/// without Release (`scripts/loom.sh --weakened`). Never in a real build.
+#[cfg(not(hamt_weak_publication))]
+const PUBLISH: std::sync::atomic::Ordering = SeqCst;
+#[cfg(hamt_weak_publication)]
+const PUBLISH: std::sync::atomic::Ordering = Relaxed;
 
 /// The outcome of a GCAS by its installer.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -421,7 +440,7 @@ impl<K: Borrow<Q>, V, Q: ?Sized> Prepared<'_, K, V, Q> {
         match self {
             Prepared::Borrowed(q) => q,
             Prepared::Key(k) => k.borrow(),
-            Prepared::Leaf(l) => l.get().key.borrow(),
+            Prepared::Leaf(l) => l.get().entry().key.borrow(),
             Prepared::Published => unreachable!("the key is used after publication"),
         }
     }
@@ -433,7 +452,7 @@ impl<K: Borrow<Q>, V, Q: ?Sized> Prepared<'_, K, V, Q> {
                 if let Some(v) = value {
                     // Safety: an unpublished leaf is ours. (The value it replaces was never
                     // published either.)
-                    unsafe { (*l.0).value = v };
+                    unsafe { (*l.0).entry_mut().value = v };
                 }
                 let b = Branch::leaf(l.0);
                 *self = Prepared::Leaf(l);
@@ -528,7 +547,7 @@ impl Position {
     /// The generation the traversal writes in.
     fn gen(&self) -> u64 {
         // Safety: the cursor protects the root for the whole traversal.
-        unsafe { (*self.root).gen }
+        unsafe { (*self.root).gen() }
     }
 }
 
@@ -578,7 +597,7 @@ impl Change {
     /// Whether `old` may be shared (see the `node` module docs).
     fn shared(&self) -> bool {
         // Safety: `old` and `inode` are protected by the caller.
-        unsafe { (*self.old).gen != (*self.inode).gen }
+        unsafe { (*self.old).gen() != (*self.inode).gen() }
     }
 
     /// The children whose counts this change takes before publishing `new` (and gives back
@@ -732,7 +751,7 @@ impl<K, V, S> Inner<K, V, S> {
         // winner's main node readable for the retry.
         // Safety: 1.
         let cas =
-            contention::compare_exchange(unsafe { &(*inode).main }, old, new, SeqCst, Acquire);
+            contention::compare_exchange(unsafe { &(*inode).main }, old, new, PUBLISH, Acquire);
         if cas.is_err() {
             return Gcas::Lost;
         }
@@ -929,18 +948,18 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                                 continue 'inode;
                             }
                             // Safety: protected and validated.
-                            let leaf = unsafe { &*b.as_leaf::<K, V>() };
+                            let leaf = unsafe { (*b.as_leaf::<K, V>()).entry() };
                             if leaf.hash == hash && leaf.key.borrow() == key {
-                                return Some(Ref::new(c.child, leaf));
+                                return Some(Ref::new(c.child, b.as_leaf()));
                             }
                         }
                         return None;
                     }
                 };
                 // Safety: protected and validated above.
-                let leaf = unsafe { &*b.as_leaf::<K, V>() };
+                let leaf = unsafe { (*b.as_leaf::<K, V>()).entry() };
                 if leaf.hash == hash && leaf.key.borrow() == key {
-                    return Some(Ref::new(c.child, leaf));
+                    return Some(Ref::new(c.child, b.as_leaf()));
                 }
                 return None;
             }
@@ -990,7 +1009,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                     continue 'restart;
                 }
                 // Safety: protected.
-                if unsafe { (*pos.inode).gen } != gen {
+                if unsafe { (*pos.inode).gen() } != gen {
                     // Shared with a snapshot: copy it into this generation first.
                     self.renew(&pos, hash, &mut c.child, &mut batch);
                     continue 'restart;
@@ -1019,7 +1038,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                                 continue 'inode;
                             }
                             // Safety: protected and validated.
-                            let leaf = unsafe { &*b.as_leaf::<K, V>() };
+                            let leaf = unsafe { (*b.as_leaf::<K, V>()).entry() };
                             let found = leaf.hash == hash && leaf.key.borrow() == prepared.key();
                             (index, b, found)
                         }
@@ -1032,7 +1051,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                                 continue 'inode;
                             }
                             // Safety: protected and validated.
-                            let leaf = unsafe { &*b.as_leaf::<K, V>() };
+                            let leaf = unsafe { (*b.as_leaf::<K, V>()).entry() };
                             if leaf.hash == hash && leaf.key.borrow() == prepared.key() {
                                 hit = (i, b, true);
                                 break;
@@ -1042,7 +1061,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                     }
                 };
                 // Safety: `c.child` protects `here` when `found`.
-                let current = found.then(|| unsafe { &(*here.as_leaf::<K, V>()).value });
+                let current = found.then(|| unsafe { &(*here.as_leaf::<K, V>()).entry().value });
                 let action = decide(current);
                 // The replacement main node and the leaf it stores (if any).
                 let mut stored: *const Leaf<K, V> = ptr::null();
@@ -1085,7 +1104,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                         } else {
                             // Another key's leaf holds the slot: both go one level down.
                             // Safety: protected and validated above.
-                            let other = unsafe { (*here.as_leaf::<K, V>()).hash };
+                            let other = unsafe { (*here.as_leaf::<K, V>()).entry().hash };
                             let sub = Main::dual(here, other, leaf, hash, pos.level + BITS, gen);
                             let chain = Branch::inode(INode::new(sub, gen));
                             let mut ch =
@@ -1226,7 +1245,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
         debug_assert!(pos.level > 0, "the root is never a tomb");
         let gen = pos.gen();
         // Safety: the cursor protects the parent INode.
-        if unsafe { (*pos.parent).gen } != gen {
+        if unsafe { (*pos.parent).gen() } != gen {
             return;
         }
         let parent_level = pos.level - BITS;
@@ -1252,7 +1271,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
         ch.moved_up = leaf;
         ch.dropped = Branch::inode(pos.inode);
         // Safety: protected.
-        ch.dropped_bare = unsafe { (*pos.inode).gen } == gen && tomb.gen == gen;
+        ch.dropped_bare = unsafe { (*pos.inode).gen() } == gen && tomb.gen() == gen;
         // Safety: the cursor protects the parent pair, the root, and the tomb and its INode.
         if let Ok(settle) = unsafe { self.apply(&ch, pos.root, guard, batch) } {
             settle.settle(batch);
@@ -1277,7 +1296,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Inner<K, V, S> {
                 // Safety: protected and validated.
                 let main = unsafe { &*pos.main };
                 // Safety: protected.
-                if unsafe { (*pos.inode).gen } != gen {
+                if unsafe { (*pos.inode).gen() } != gen {
                     return;
                 }
                 match main.kind() {
@@ -1335,9 +1354,11 @@ impl<K, V, S> Inner<K, V, S> {
             let r1 = INode::new(m, fresh_gen());
             let desc = Box::into_raw(Box::new(Desc {
                 link: Link::new(0),
-                old: r0,
-                expected: m,
-                new: r1,
+                swap: Data::new(Swap {
+                    old: r0,
+                    expected: m,
+                    new: r1,
+                }),
                 state: AtomicUsize::new(PENDING),
             }));
             let tagged = (desc as usize | DESC) as *mut ();

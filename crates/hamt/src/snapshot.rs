@@ -163,7 +163,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Snapshot<K, V, S> {
         let mut level = 0;
         let matches = |b: Branch| {
             // Safety: frozen and kept alive by the snapshot.
-            let leaf = unsafe { &*b.as_leaf::<K, V>() };
+            let leaf = unsafe { (*b.as_leaf::<K, V>()).entry() };
             (leaf.hash == hash && leaf.key.borrow() == key).then_some((&leaf.key, &leaf.value))
         };
         loop {
@@ -309,7 +309,7 @@ impl<'a, K, V> Iterator for SnapshotIter<'a, K, V> {
     fn next(&mut self) -> Option<Self::Item> {
         let leaf = self.raw.next_leaf::<K, V>()?;
         // Safety: the snapshot, borrowed for 'a, keeps the leaf alive.
-        let leaf = unsafe { &*leaf };
+        let leaf = unsafe { (*leaf).entry() };
         Some((&leaf.key, &leaf.value))
     }
 }

@@ -47,6 +47,12 @@ pub(crate) fn light(asymmetric: bool) {
 /// The reclaimer's side, between unlinking (taking the retired list) and reading hazards.
 pub(crate) fn heavy(asymmetric: bool) {
     if asymmetric {
+        #[cfg(loom)]
+        // SeqCst fence: loom's stand-in for membarrier under `--cfg hazard_loom_asymmetric`
+        // (see `asymmetric_available`). It orders the reclaimer only: membarrier's barrier in
+        // every running reader is not modelled.
+        fence(SeqCst);
+        #[cfg(not(loom))]
         membarrier::expedited();
     } else {
         // SeqCst fence: pairs with the SeqCst fence in `light` (fallback mode).
@@ -55,10 +61,21 @@ pub(crate) fn heavy(asymmetric: bool) {
 }
 
 /// Whether the asymmetric fence is available in this process (decided once, then fixed).
+///
+/// Under loom: only with `--cfg hazard_loom_asymmetric`. Readers then run the fast path's
+/// side exactly (no hardware fence: nothing for loom), and the reclaimer's `membarrier` is
+/// modelled by a `fence(SeqCst)` of its own, which is weaker than the real barrier: a scan
+/// that runs while readers protect may then free what a reader holds, so models in this mode
+/// must not scan concurrently with readers. What the mode is for: under the fallback, every
+/// protection is a `fence(SeqCst)`, which loom models as a synchronisation with every earlier
+/// `SeqCst` fence of any thread (stronger than the C++ model), and that hides a missing
+/// Acquire/Release in the structure above (a node published by a `Relaxed` store would still
+/// be seen complete). With no reader fence, as on the fast path, the structure's own orderings
+/// are all that orders a node's contents before a reader's accesses, and loom checks them.
 pub(crate) fn asymmetric_available() -> bool {
     #[cfg(loom)]
     {
-        false
+        cfg!(hazard_loom_asymmetric)
     }
     #[cfg(not(loom))]
     {
@@ -114,6 +131,7 @@ mod membarrier {
         false
     }
 
+    #[cfg_attr(loom, allow(dead_code))]
     pub(super) fn expedited() {
         unreachable!("the asymmetric fence is never chosen where membarrier is unavailable")
     }

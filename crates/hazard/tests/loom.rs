@@ -11,6 +11,28 @@ use loom::sync::Arc;
 use loom::thread;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 
+/// Runs a loom model (as `loom::model`, honouring `LOOM_MAX_PREEMPTIONS`) and reports its
+/// size on stderr: `loom model NAME: bound B, N iterations, T s` (see `scripts/loom.sh`).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = iterations.clone();
+    let builder = loom::model::Builder::new();
+    let start = std::time::Instant::now();
+    builder.check(move || {
+        counter.fetch_add(1, Relaxed);
+        f();
+    });
+    eprintln!(
+        "loom model {}: bound {}, {} iterations, {:.1} s",
+        std::thread::current().name().unwrap_or("?"),
+        builder
+            .preemption_bound
+            .map_or("none".to_string(), |b| b.to_string()),
+        iterations.load(Relaxed),
+        start.elapsed().as_secs_f64()
+    );
+}
+
 /// An object whose reclamation writes to it: loom reports a data race if that write is not
 /// ordered after every reader's access.
 struct Obj {
@@ -43,7 +65,7 @@ fn read(domain: &Domain, cell: &AtomicPtr<Obj>) -> usize {
 /// Two readers protect and read while the main thread unlinks, retires and reclaims.
 #[test]
 fn protection_against_concurrent_retirement() {
-    loom::model(|| {
+    model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let domain = Arc::new(Domain::new());
         let cell = Arc::new(AtomicPtr::new(obj(1, &drops)));
@@ -81,7 +103,7 @@ fn protection_against_concurrent_retirement() {
 /// object, and the exited thread's hazard records return to the pool.
 #[test]
 fn thread_exit_hands_off_records_and_retired_list() {
-    loom::model(|| {
+    model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let domain = Arc::new(Domain::new());
         let cell = Arc::new(AtomicPtr::new(obj(1, &drops)));
@@ -125,7 +147,7 @@ fn thread_exit_hands_off_records_and_retired_list() {
 /// With the threshold at two, the second retire of a thread scans on its own.
 #[test]
 fn threshold_scan_against_a_reader() {
-    loom::model(|| {
+    model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let domain = Arc::new(Domain::new());
         let cell = Arc::new(AtomicPtr::new(obj(1, &drops)));
@@ -154,7 +176,7 @@ fn threshold_scan_against_a_reader() {
 /// terminates and no increment is lost.
 #[test]
 fn back_off_loop() {
-    loom::model(|| {
+    model(|| {
         let cell = Arc::new(AtomicPtr::new(std::ptr::null_mut::<u8>()));
         let threads: Vec<_> = (0..2)
             .map(|_| {
