@@ -9,7 +9,8 @@
 #   benches/profile.sh [maps] [entries]     # default: "ours dashmap" at 1000000
 #
 # Only `timed_gets` of benches/examples/probe.rs is counted: the fill is not. It is called
-# twice (one untimed pass, then the timed one), so `gets` = 2 x GETS lookups are counted.
+# twice (an untimed pass of min(entries, GETS) lookups, then the timed GETS), and the figures
+# are per lookup of both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 maps=${1:-"ours dashmap"}
@@ -25,6 +26,6 @@ for m in $maps; do
     target/release/examples/probe "$m" "$entries" "$gets" >/dev/null 2>&1
   # Totals line: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
   read -r ir dr dw i1 d1r d1w ilr dlr dlw < <(grep '^summary:' "$f" | cut -d' ' -f2-)
-  awk -v m="$m" -v n="$entries" -v g=$((2 * gets)) -v ir="$ir" -v d1="$d1r" -v dlr="$dlr" \
+  awk -v m="$m" -v n="$entries" -v g=$((gets + (entries < gets ? entries : gets))) -v ir="$ir" -v d1="$d1r" -v dlr="$dlr" \
     'BEGIN { printf "%-8s %8d entries: %6.1f instructions, %5.2f L1d misses, %5.2f LL misses per get\n", m, n, ir/g, d1/g, dlr/g }'
 done

@@ -46,6 +46,7 @@ fn main() {
         "ours" => run::<benches::hamt::Ours>(entries, gets),
         "dashmap" => run::<benches::maps::Dash>(entries, gets),
         "papaya" => run::<benches::maps::Papaya>(entries, gets),
+        "leaves" => run::<benches::hamt::OursLeaves>(entries, gets),
         other => panic!("unknown map {other}"),
     }
 }

@@ -36,12 +36,14 @@
 //! be made so outside this crate), and `map.get(&k).unwrap().fetch_add(1, ..)` keeps working.
 //! Everything else (the API, the guarantees, snapshots) is the same for both layouts.
 
-mod private {
+pub(crate) mod private {
     /// Seals [`Layout`](super::Layout): the trie's node code relies on the two layouts it
     /// knows.
     pub trait Sealed<K, V>: 'static {
         /// Whether entries are stored inline in the main nodes.
         const INLINE: bool;
+        /// What a main node stores per entry.
+        type Entry: crate::node::EntryOps<K, V>;
     }
 }
 
@@ -59,11 +61,13 @@ pub struct Inline;
 
 impl<K, V> private::Sealed<K, V> for Leaves {
     const INLINE: bool = false;
+    type Entry = crate::node::LeafPtr<K, V>;
 }
 impl<K, V> Layout<K, V> for Leaves {}
 
 impl<K: Plain, V: Plain> private::Sealed<K, V> for Inline {
     const INLINE: bool = true;
+    type Entry = crate::node::Pair<K, V>;
 }
 impl<K: Plain, V: Plain> Layout<K, V> for Inline {}
 
@@ -90,7 +94,7 @@ impl<K: Plain, V: Plain> Layout<K, V> for Inline {}
 /// // Safety: two `i32`s: no drop glue, no interior mutability.
 /// unsafe impl Plain for Point {}
 ///
-/// let map: Hamt<Point, u64, _, Inline> = Hamt::with_hasher(std::hash::RandomState::new());
+/// let map: Hamt<Point, u64, _, Inline> = Hamt::default();
 /// map.insert(Point { x: 1, y: 2 }, 3);
 /// assert_eq!(*map.get(&Point { x: 1, y: 2 }).unwrap(), 3);
 /// ```
@@ -99,8 +103,7 @@ impl<K: Plain, V: Plain> Layout<K, V> for Inline {}
 ///
 /// ```compile_fail
 /// use concurrent_hamt::{layout::Inline, Hamt};
-/// let map: Hamt<u64, std::sync::atomic::AtomicU64, _, Inline> =
-///     Hamt::with_hasher(std::hash::RandomState::new());
+/// let map: Hamt<u64, std::sync::atomic::AtomicU64, _, Inline> = Hamt::default();
 /// ```
 pub unsafe trait Plain: Copy {}
 

@@ -178,6 +178,7 @@
 #![cfg_attr(not(test), warn(missing_docs))]
 
 mod count;
+pub mod layout;
 mod map;
 mod node;
 mod raw;
@@ -190,5 +191,6 @@ mod sync;
 /// Bound: with `T` threads writing, `pending` stays below `T × (threshold + records)` plus
 /// what live [`Ref`]s and iterators pin.
 pub use hazard::Stats as ReclaimStats;
+pub use layout::{Inline, Leaves, Plain};
 pub use map::{Hamt, Ref};
 pub use snapshot::{Iter, Snapshot, SnapshotIter};

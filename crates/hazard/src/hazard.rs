@@ -86,16 +86,37 @@ impl<'domain> HazardPointer<'domain> {
     /// `N` guards at once, with one thread-local access (folly's `hazptr_array`): a data
     /// structure's traversal typically needs several (the node, its parent and a child).
     /// Beyond this thread's free records they come from the shared overflow pool.
-    #[inline]
+    #[inline(always)]
     pub fn array<const N: usize>(domain: &'domain Domain) -> [Self; N] {
         let asymmetric = domain.asymmetric();
+        let mut out = std::mem::MaybeUninit::<[Self; N]>::uninit();
+        let first = out.as_mut_ptr().cast::<Self>();
         match local_block() {
-            Some(block) => std::array::from_fn(|_| match block.take_slot() {
-                Some(i) => Self::in_block(block, i, asymmetric),
-                None => Self::overflow(asymmetric),
-            }),
-            None => std::array::from_fn(|_| Self::overflow(asymmetric)),
+            Some(block) => {
+                let mut free = block.free();
+                for k in 0..N {
+                    let guard = if free == 0 {
+                        Self::overflow(asymmetric)
+                    } else {
+                        let i = free.trailing_zeros() as usize;
+                        free &= free - 1;
+                        Self::in_block(block, i, asymmetric)
+                    };
+                    // Safety: `k < N`, inside `out`; each element is written once.
+                    unsafe { first.add(k).write(guard) };
+                }
+                block.set_free(free);
+            }
+            None => {
+                for k in 0..N {
+                    // Safety: as above.
+                    unsafe { first.add(k).write(Self::overflow(asymmetric)) };
+                }
+            }
         }
+        // Safety: every element was written above (nothing in between can panic: taking an
+        // overflow record allocates, and allocation failure aborts).
+        unsafe { out.assume_init() }
     }
 
     #[inline(always)]
@@ -177,7 +198,7 @@ impl<'domain> HazardPointer<'domain> {
 }
 
 impl Drop for HazardPointer<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if self.index == OVERFLOW {
             drop_overflow(self.slot);

@@ -248,6 +248,18 @@ impl Block {
         Some(i)
     }
 
+    /// The free mask (bit i set: slot i is free). Only the owner thread calls this.
+    #[inline(always)]
+    pub(crate) fn free(&self) -> u32 {
+        self.free.get()
+    }
+
+    /// Sets the free mask after taking slots. Only the owner thread calls this.
+    #[inline(always)]
+    pub(crate) fn set_free(&self, free: u32) {
+        self.free.set(free);
+    }
+
     /// Gives slot `i` back. Only the owner thread calls this (a guard is not `Send`).
     #[inline]
     pub(crate) fn give_slot(&self, i: usize) {
