@@ -9,8 +9,12 @@ use std::marker::PhantomData;
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-/// `HazardPointer::index` of a record from the overflow list.
-const OVERFLOW: u32 = u32::MAX;
+/// Tag bit of a guard's word: the domain uses the asymmetric fence.
+const ASYMMETRIC: usize = 1;
+/// Tag bit of a guard's word: the slot is an overflow record's (not in this thread's block).
+const OVERFLOW: usize = 2;
+const TAGS: usize = ASYMMETRIC | OVERFLOW;
+const _: () = assert!(std::mem::align_of::<AtomicPtr<()>>() > TAGS);
 
 /// A hazard pointer: while it protects a pointer, no [`Domain`] frees the object behind it.
 ///
@@ -39,12 +43,12 @@ const OVERFLOW: u32 = u32::MAX;
 /// std::thread::scope(|s| { s.spawn(move || drop(guard)); }); // error: not `Send`
 /// ```
 pub struct HazardPointer<'domain> {
-    /// The record's hazard: a slot of this thread's block, or an overflow record's `hazard`.
-    /// (Two words in all: guards are moved around on traversal paths.)
-    slot: &'static AtomicPtr<()>,
-    /// The slot's index in this thread's block, or [`OVERFLOW`].
-    index: u32,
-    asymmetric: bool,
+    /// The record's hazard (a slot of this thread's block, or an overflow record's `hazard`,
+    /// both `'static`), tagged [`ASYMMETRIC`] and [`OVERFLOW`]. One word: guards are moved
+    /// around on traversal paths, and a wider guard built field by field is copied with wide
+    /// loads that the store buffer cannot forward (a stall of tens of cycles per copy). A
+    /// block slot's index is its address's offset in its 64-byte-aligned block.
+    word: usize,
     _domain: PhantomData<&'domain Domain>,
     /// Not `Send`: a thread-block slot must be returned to its own thread's free mask.
     _not_send: PhantomData<*mut ()>,
@@ -63,21 +67,19 @@ impl<'domain> HazardPointer<'domain> {
 
     #[inline(always)]
     fn in_block(block: &'static Block, i: usize, asymmetric: bool) -> Self {
-        HazardPointer {
-            slot: &block.slots[i],
-            index: i as u32,
-            asymmetric,
-            _domain: PhantomData,
-            _not_send: PhantomData,
-        }
+        Self::of_word(&block.slots[i] as *const AtomicPtr<()> as usize | usize::from(asymmetric))
     }
 
     #[cold]
     fn overflow(asymmetric: bool) -> Self {
+        let slot = &registry().acquire_overflow().hazard as *const AtomicPtr<()> as usize;
+        Self::of_word(slot | OVERFLOW | usize::from(asymmetric))
+    }
+
+    #[inline(always)]
+    fn of_word(word: usize) -> Self {
         HazardPointer {
-            slot: &registry().acquire_overflow().hazard,
-            index: OVERFLOW,
-            asymmetric,
+            word,
             _domain: PhantomData,
             _not_send: PhantomData,
         }
@@ -121,7 +123,8 @@ impl<'domain> HazardPointer<'domain> {
 
     #[inline(always)]
     fn slot(&self) -> &'static AtomicPtr<()> {
-        self.slot
+        // Safety: the untagged word is the address of a `'static` hazard slot (`new`).
+        unsafe { &*((self.word & !TAGS) as *const AtomicPtr<()>) }
     }
 
     /// Loads `src` and protects the pointer it holds, retrying until the protection is
@@ -171,7 +174,7 @@ impl<'domain> HazardPointer<'domain> {
         self.slot().store(ptr.cast(), Release);
         // The reader's side of the asymmetric fence: orders the store above before the
         // caller's validating load (pairs with the reclaimer's heavy barrier).
-        fence::light(self.asymmetric);
+        fence::light(self.word & ASYMMETRIC != 0);
     }
 
     /// Clears the protection.
@@ -200,15 +203,16 @@ impl<'domain> HazardPointer<'domain> {
 impl Drop for HazardPointer<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if self.index == OVERFLOW {
-            drop_overflow(self.slot);
+        if self.word & OVERFLOW != 0 {
+            drop_overflow(self.slot());
         } else {
             // Release: as in `reset`.
-            self.slot.store(ptr::null_mut(), Release);
-            // Safety: a non-overflow guard's slot is slot `index` of a block, owned by this
-            // thread (guards are not `Send`). If this thread's locals are already gone, the
-            // block stays owned forever (see `Local::drop`) and the bit is simply not reused.
-            unsafe { Block::of_slot(self.slot, self.index as usize) }.give_slot(self.index as usize);
+            self.slot().store(ptr::null_mut(), Release);
+            // Safety: a non-overflow guard's slot is a slot of a block owned by this thread
+            // (guards are not `Send`). If this thread's locals are already gone, the block
+            // stays owned forever (see `Local::drop`) and the bit is simply not reused.
+            let (block, i) = unsafe { Block::of_slot(self.slot()) };
+            block.give_slot(i);
         }
     }
 }

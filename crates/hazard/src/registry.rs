@@ -20,10 +20,12 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// Hazard records per thread block.
 pub(crate) const SLOTS: usize = 8;
+const _: () = assert!(SLOTS * std::mem::size_of::<AtomicPtr<()>>() <= std::mem::align_of::<Block>());
 
-/// One thread's hazard records. (`repr(C)` with the slots first, so that a guard can find
-/// the block from a slot's address and index.)
-#[repr(C)]
+/// One thread's hazard records. (`repr(C, align(64))` with the slots first, filling the first
+/// 64 bytes, so that a guard finds the block and the slot's index from the slot's address.)
+#[cfg_attr(not(loom), repr(C, align(64)))]
+#[cfg_attr(loom, repr(C, align(1024)))] // loom's atomics are larger than a word
 pub(crate) struct Block {
     /// The published hazards. Invariant: non-null only while a guard holds the slot.
     pub(crate) slots: [AtomicPtr<()>; SLOTS],
@@ -266,15 +268,19 @@ impl Block {
         self.free.set(self.free.get() | (1 << i));
     }
 
-    /// The block holding `slot`, which is slot `index` of it.
+    /// The block holding `slot`, and the slot's index in it.
     ///
     /// # Safety
-    /// 1. `slot` is `&block.slots[index]` of some block.
+    /// 1. `slot` is one of the `slots` of some block.
     #[inline(always)]
-    pub(crate) unsafe fn of_slot(slot: &'static AtomicPtr<()>, index: usize) -> &'static Block {
-        // Safety: 1; `Block` is `repr(C)` with `slots` first, so the block starts where slot
-        // 0 does; blocks are never freed.
-        unsafe { &*(slot as *const AtomicPtr<()>).sub(index).cast::<Block>() }
+    pub(crate) unsafe fn of_slot(slot: &'static AtomicPtr<()>) -> (&'static Block, usize) {
+        let addr = slot as *const AtomicPtr<()> as usize;
+        let base = addr & !(std::mem::align_of::<Block>() - 1);
+        let index = (addr - base) / std::mem::size_of::<AtomicPtr<()>>();
+        // Safety: 1; `Block` is `repr(C, align(64))` with `slots` first, within the first 64
+        // bytes, so the block starts at the slot's address rounded down to 64; blocks are
+        // never freed.
+        (unsafe { &*(base as *const Block) }, index)
     }
 }
 
