@@ -51,6 +51,22 @@ fn run_writes<M: ConcMap>(entries: u64, op: &str) {
     let start = Instant::now();
     timed_inserts(&map, entries);
     let ins = start.elapsed().as_nanos() as f64 / entries as f64;
+    if op == "fill" {
+        // Fresh maps filled to `entries` and dropped, as the map bench's insert loop does.
+        drop(map);
+        let rounds = (1 << 21) / entries;
+        let mut timed = std::time::Duration::ZERO;
+        for _ in 0..rounds {
+            let map = M::create(None);
+            let start = Instant::now();
+            timed_inserts(&map, entries);
+            timed += start.elapsed();
+            drop(map);
+        }
+        let ns = timed.as_nanos() as f64 / (rounds * entries) as f64;
+        println!("{} entries={entries}: fill {ns:.1} ns per insert", M::NAME);
+        return;
+    }
     if op == "churn" {
         // Rounds of filling and emptying the same (small) map, for profiles of the write path
         // without cache misses.

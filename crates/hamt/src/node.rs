@@ -387,6 +387,108 @@ pub(crate) struct INode {
     pub(crate) main: AtomicPtr<Main>,
     /// The generation this INode belongs to: only writers of that generation change it.
     gen: Data<u64>,
+    /// The bitmaps of the main node last installed here (see [`Hint`]).
+    pub(crate) hint: Hint,
+}
+
+/// A copy of an INode's main node's bitmaps, kept in the INode's cache line, so that a reader
+/// that has loaded the INode can start loading the line of the main node that holds the entry
+/// or child it wants *while* the main node's header is still on its way, instead of after
+/// (a lookup at the bottom of a large trie waits for one cache miss fewer). Only a hint: it is
+/// written with Relaxed stores after each committed GCAS and may be stale or torn; a wrong
+/// hint costs one useless prefetch, nothing else. (Not kept under loom: a heuristic, and
+/// every atomic access is one more step for the model checker.)
+pub(crate) struct Hint {
+    /// Data and pair bitmaps.
+    #[cfg(not(loom))]
+    maps: std::sync::atomic::AtomicU64,
+    /// Node bitmap and the number of entries.
+    #[cfg(not(loom))]
+    nodes: std::sync::atomic::AtomicU64,
+}
+
+impl Hint {
+    fn of(head: &Head) -> (u64, u64) {
+        (
+            u64::from(head.datamap) | u64::from(head.pairmap) << 32,
+            u64::from(head.nodemap) | (head.ndata() as u64) << 32,
+        )
+    }
+
+    fn new(m: *mut Main) -> Self {
+        #[cfg(not(loom))]
+        {
+            // Safety: `m` is a live main node (the caller's new INode holds it).
+            let (maps, nodes) = Self::of(unsafe { (*m).head() });
+            Hint {
+                maps: std::sync::atomic::AtomicU64::new(maps),
+                nodes: std::sync::atomic::AtomicU64::new(nodes),
+            }
+        }
+        #[cfg(loom)]
+        {
+            let _ = m;
+            Hint {}
+        }
+    }
+
+    /// Records `m`'s bitmaps (after a GCAS installed `m`).
+    #[inline]
+    pub(crate) fn set(&self, head: &Head) {
+        #[cfg(not(loom))]
+        {
+            let (maps, nodes) = Self::of(head);
+            // Relaxed: a hint (see the type's docs).
+            self.maps.store(maps, Relaxed);
+            self.nodes.store(nodes, Relaxed);
+        }
+        #[cfg(loom)]
+        let _ = head;
+    }
+
+    /// Starts loading the line of main node `m` that holds slot bit `bit`'s entries or child,
+    /// according to the hint, for entries of type `T`.
+    #[inline(always)]
+    pub(crate) fn prefetch<T>(&self, m: *const Main, bit: u32) {
+        #[cfg(not(loom))]
+        {
+            // Relaxed: a hint.
+            let maps = self.maps.load(Relaxed);
+            let (datamap, pairmap) = (maps as u32, (maps >> 32) as u32);
+            let below = bit.wrapping_sub(1);
+            let off = if datamap & bit != 0 {
+                let i = (datamap & below).count_ones() + (pairmap & below).count_ones();
+                Main::data_offset::<T>() + i as usize * size_of::<T>()
+            } else {
+                // Relaxed: a hint.
+                let nodes = self.nodes.load(Relaxed);
+                let (nodemap, ndata) = (nodes as u32, (nodes >> 32) as usize);
+                if nodemap & bit == 0 {
+                    return;
+                }
+                (Main::data_offset::<T>() + ndata * size_of::<T>())
+                    .next_multiple_of(align_of::<*mut INode>())
+                    + (nodemap & below).count_ones() as usize * size_of::<*mut INode>()
+            };
+            // A hint only: `wrapping_add`, and a prefetch never faults.
+            prefetch(m.cast::<u8>().wrapping_add(off));
+        }
+        #[cfg(loom)]
+        let _ = (m, bit);
+    }
+}
+
+/// Asks the CPU to start loading the cache line at `p` (a hint: no effect on correctness,
+/// never faults, whatever the address).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // Safety: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 impl INode {
@@ -396,6 +498,7 @@ impl INode {
             link: Link::new(1),
             main: AtomicPtr::new(main),
             gen: Data::new(gen),
+            hint: Hint::new(main),
         }))
     }
 
@@ -638,7 +741,7 @@ impl Main {
 
     /// The offset of the entries from the start of a main node with entries of type `T`.
     #[inline(always)]
-    const fn data_offset<T>() -> usize {
+    pub(crate) const fn data_offset<T>() -> usize {
         size_of::<Main>().next_multiple_of(align_of::<T>())
     }
 

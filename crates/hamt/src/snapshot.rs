@@ -9,7 +9,7 @@
 
 use crate::layout::{Layout, Leaves};
 use crate::map::Ref;
-use crate::node::{acquire_ref, fresh_gen, slot_bit, EntryOps, INode, Kind, Main, BITS, E};
+use crate::node::{acquire_ref, fresh_gen, prefetch, slot_bit, EntryOps, INode, Kind, Main, BITS, E};
 use crate::raw::{frozen_size, gcas_read, key_of, release_tree, value_of, Decide, Inner, Release};
 use crate::Hamt;
 use hazard::{Domain, HazardPointer};
@@ -235,19 +235,6 @@ impl<'a, K, V, S, L: Layout<K, V>> IntoIterator for &'a Snapshot<K, V, S, L> {
 /// separate allocations, in hash order rather than address order, so without it each one is a
 /// cache miss that the walk waits for.
 const PREFETCH_DISTANCE: usize = 4;
-
-/// Asks the CPU to start loading the cache line at `p` (a hint: no effect on correctness,
-/// never faults).
-#[inline(always)]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // Safety: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// A depth-first walk of a frozen trie: each main node's entries, then its children (in slot
 /// order, so the whole walk follows the hashes' lowest bits first).

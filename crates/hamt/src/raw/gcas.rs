@@ -128,6 +128,36 @@ pub(crate) unsafe fn gcas_read(
     }
 }
 
+/// [`gcas_read`] that, as soon as it has read the main node's address, starts loading the
+/// line that holds slot bit `bit`'s entries or child (from the INode's [`Hint`]), so that it
+/// arrives with the header instead of after it.
+///
+/// [`Hint`]: crate::node::Hint
+///
+/// # Safety
+/// As [`gcas_read`]; `T` is the node's entry type.
+#[inline(always)]
+pub(crate) unsafe fn gcas_read_hinted<T>(
+    inode: *mut INode,
+    guard: &mut HazardPointer<'_>,
+    how: Decide<'_>,
+    domain: &Domain,
+    bit: u32,
+) -> *mut Main {
+    loop {
+        // Safety: 1.
+        let m = guard.protect(unsafe { &(*inode).main });
+        // Safety: 1. (A prefetch of the hinted line of `m`: never faults.)
+        unsafe { (*inode).hint.prefetch::<T>(m, bit) };
+        // Acquire: as in `gcas_read`. Safety: protected by `guard`.
+        if is_committed(unsafe { (*m).prev.load(Acquire) }) {
+            return m;
+        }
+        // Safety: 1; `m` is protected.
+        unsafe { gcas_decide_cold(inode, m, how, domain) };
+    }
+}
+
 /// [`gcas_decide`] for readers: out of line, off the hot path.
 ///
 /// # Safety
@@ -330,6 +360,8 @@ pub(crate) unsafe fn gcas(
     let how = Decide::Live { root, start };
     // Safety: 1; `new` is protected by `guard`.
     if unsafe { gcas_decide(inode, new, how, domain) } {
+        // Safety: 1; `new` is protected by `guard`, and committed.
+        unsafe { (*inode).hint.set((*new).head()) };
         Gcas::Committed
     } else {
         Gcas::Aborted

@@ -15,10 +15,11 @@
 //!   entry, the main node itself.
 
 use super::write::still_holds;
-use super::{gcas_read, key_of, value_of, Decide, Inner};
+use super::gcas::gcas_read_hinted;
+use super::{key_of, value_of, Decide, Inner};
 use crate::layout::Layout;
 use crate::map::Ref;
-use crate::node::{slot_bit, EntryOps, Kind, BITS, E};
+use crate::node::{slot_bit, EntryOps, Kind, BITS, E, MAX_LEVEL};
 use hazard::HazardPointer;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -85,14 +86,21 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
         let mut inode = root;
         let mut level = 0;
         'inode: loop {
+            // The key's slot bit at this level (none past the last level: a list).
+            let bit = if level < MAX_LEVEL {
+                slot_bit(hash, level)
+            } else {
+                0
+            };
             // Safety: `inode` is protected by `inode_guard`, validated when read.
-            let m = unsafe { gcas_read(inode, &mut main_guard, how, &self.domain) };
+            let m = unsafe {
+                gcas_read_hinted::<T<K, V, L>>(inode, &mut main_guard, how, &self.domain, bit)
+            };
             // Safety: protected and validated by `gcas_read`.
             let main = unsafe { &*m };
             let head = main.head();
             // The key's run of entries: the slot's one or two, or the whole tomb or list.
             let (run, n) = if head.kind() == Kind::CNode {
-                let bit = slot_bit(hash, level);
                 if head.datamap & bit != 0 {
                     // Safety: a data slot's entries are in the array.
                     (unsafe { main.data_ptr::<T<K, V, L>>().add(head.data_index(bit)) }, head.run(bit))
