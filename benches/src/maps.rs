@@ -269,8 +269,10 @@ impl<M: ConcMap> SeqMap for Seq<M> {
 /// The concurrent maps, in table order. `Ours` is first; `Dashmap` is the reference for ratios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
-    /// `concurrent_hamt::Hamt`.
+    /// `concurrent_hamt::Hamt` with inline entries (the layout for `u64`).
     Ours,
+    /// `concurrent_hamt::Hamt` with entries in leaves (the layout of non-`Plain` types).
+    OursLeaves,
     /// `dashmap::DashMap`.
     Dashmap,
     /// `papaya::HashMap`.
@@ -291,6 +293,7 @@ impl Kind {
         let mut v = Vec::new();
         if crate::hamt::AVAILABLE {
             v.push(Kind::Ours);
+            v.push(Kind::OursLeaves);
         }
         v.extend([
             Kind::Dashmap,
@@ -307,6 +310,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Ours => crate::hamt::NAME,
+            Kind::OursLeaves => crate::hamt::NAME_LEAVES,
             Kind::Dashmap => Dash::NAME,
             Kind::Papaya => Papaya::NAME,
             Kind::Scc => Scc::NAME,
@@ -320,6 +324,7 @@ impl Kind {
     pub fn id(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::OursLeaves => "leaves",
             Kind::Dashmap => "dashmap",
             Kind::Papaya => "papaya",
             Kind::Scc => "scc",
@@ -332,7 +337,7 @@ impl Kind {
     /// Whether the map takes a capacity hint.
     pub fn takes_hint(self) -> bool {
         match self {
-            Kind::Ours => crate::hamt::TAKES_HINT,
+            Kind::Ours | Kind::OursLeaves => crate::hamt::TAKES_HINT,
             Kind::Dashmap => Dash::TAKES_HINT,
             Kind::Papaya => Papaya::TAKES_HINT,
             Kind::Scc => Scc::TAKES_HINT,
@@ -351,6 +356,10 @@ macro_rules! with_map {
         match $kind {
             $crate::maps::Kind::Ours => {
                 type $m = $crate::hamt::Ours;
+                $body
+            }
+            $crate::maps::Kind::OursLeaves => {
+                type $m = $crate::hamt::OursLeaves;
                 $body
             }
             $crate::maps::Kind::Dashmap => {

@@ -27,6 +27,37 @@
 //! is dropped. Reads return a [`Ref`], which keeps the entry alive (under a hazard pointer)
 //! while you hold it, even if another thread removes or replaces it meanwhile.
 //!
+//! # Layouts: entries in leaves, or inline
+//!
+//! `Hamt<K, V>` keeps each entry in a leaf allocation of its own, which works for every key
+//! and value type. For plain data (integers, floats, `bool`, `char`, arrays and tuples of
+//! them, and user types marked [`Plain`]) the map can store entries inline in the trie's
+//! nodes instead: `Hamt<K, V, S, Inline>`. Lookups then read the entry from the node they
+//! already loaded (one dependent memory access fewer), inserts allocate one block instead of
+//! two, and memory per entry drops (about 16 bytes plus the node's share for `u64 -> u64`,
+//! against about 48 with leaves). The API and every guarantee are the same.
+//!
+//! ```
+//! use concurrent_hamt::{Hamt, Inline};
+//! use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+//!
+//! let counts: Hamt<u64, u64, _, Inline> = Hamt::default(); // plain values: inline
+//! counts.insert(7, 1);
+//! counts.update(7, |v| v.map(|v| v + 1));
+//! assert_eq!(*counts.get(&7).unwrap(), 2);
+//!
+//! let live: Hamt<u64, AtomicU64> = Hamt::new(); // interior mutability: leaves
+//! live.insert(7, AtomicU64::new(0));
+//! live.get(&7).unwrap().fetch_add(1, Relaxed); // in place, seen by every reader
+//! assert_eq!(live.get(&7).unwrap().load(Relaxed), 1);
+//! ```
+//!
+//! Why inline needs `Plain`: a node is copied bit for bit by every write below it, so an
+//! inline entry must lose nothing when copied and forgotten (no drop glue) and must not be
+//! changed in place (no interior mutability: a write through a `Ref` would go to one copy
+//! and be lost at the next). Stable Rust cannot check either in generic code, hence the
+//! `unsafe` marker trait and the explicit type parameter; see the [`layout`] module.
+//!
 //! # Operations
 //!
 //! | operation | returns |
@@ -69,8 +100,9 @@
 //! # Memory
 //!
 //! Removed and replaced nodes are retired to the map's hazard-pointer domain and freed once no
-//! reader protects them: automatically, once a thread has retired a few hundred nodes, or at
-//! once with [`Hamt::reclaim`]. Retired-but-unfreed nodes stay bounded (see
+//! reader protects them: automatically, once a thread has retired some hundreds of nodes
+//! (each write hands what it retired to the domain before it returns, so nothing waits in
+//! thread-local storage), or at once with [`Hamt::reclaim`]. Retired-but-unfreed nodes stay bounded (see
 //! [`ReclaimStats`]); removal contracts the trie, so memory shrinks as keys go, down to the
 //! empty map's size. Dropping the last handle frees everything, iteratively (no recursion, so
 //! no stack overflow on large or deep tries).
@@ -81,7 +113,7 @@
 //! **On which thread `Drop` runs**: a key or value removed or replaced by a write is dropped by
 //! whichever thread's scan finds it unprotected (often a later writer on another thread, or
 //! the thread that calls `reclaim`); values still in the map when the last handle is dropped
-//! are dropped by that thread. This is why `Hamt` is `Send`/`Sync` only when `K` and `V` are
+//! are dropped by that thread. (Inline entries have no `Drop`.) This is why `Hamt` is `Send`/`Sync` only when `K` and `V` are
 //! `Send + Sync`.
 //!
 //! # Snapshots
@@ -100,7 +132,7 @@
 //! - Taking a snapshot: one or two small allocations and a few atomic operations, whatever
 //!   the size (see `BENCHMARKS.md` for measured latencies).
 //! - The writes that follow pay for it: the first write below each shared node copies it
-//!   (up to 32 pointers, counting each kept child once). A snapshot followed by random writes
+//!   (its entries and children, counting each kept leaf and child once). A snapshot followed by random writes
 //!   copies the top of the trie quickly, and then each write copies its remaining path.
 //!   Taking a snapshot on a hot path (or calling `iter` in a loop) keeps writers copying.
 //! - Reads of the live map are not slowed by snapshots; reads of a snapshot are cheaper than
@@ -166,18 +198,26 @@
 //!
 //! # Performance notes
 //!
-//! A lookup walks about log32(n) levels, each an indirection node and a main node, plus the
-//! leaf: a few dependent memory accesses more than a flat hash table, and one hazard-pointer
-//! publication per node, which costs a store and a compiler barrier on Linux (the reclaimer
-//! pays with `membarrier`; elsewhere each protection is a full fence). Writes copy one branch
-//! node (at most 32 pointers) per update. In exchange: no resize pauses, memory that shrinks on
-//! removal, no locks. Figures against other maps are in the repository's `BENCHMARKS.md`.
+//! A lookup walks about log32(n) levels, each an indirection node and a main node (plus the
+//! leaf, with the `Leaves` layout): a few dependent memory accesses more than a flat hash
+//! table, and one hazard-pointer publication per node, which costs a store and a compiler
+//! barrier on Linux (the reclaimer pays with `membarrier`; elsewhere each protection is a full
+//! fence). A slot holds up to two entries before it gets a level of its own, so the bottom
+//! level is dense and most removals shrink a node instead of contracting the trie. Indexing a
+//! node takes a few popcounts: on x86-64 the lookup and write paths are compiled twice and the
+//! `popcnt` version is chosen at run time when the CPU has it. Writes copy one main node per
+//! update (its entries and child pointers), retire the old one into a per-operation batch
+//! (no atomic read-modify-write per retired node), and count the map's size in a per-thread
+//! counter (no shared counter). In exchange for the levels: no resize pauses, memory that
+//! shrinks on removal, O(1) snapshots, no locks. Figures against other maps are in the
+//! repository's `BENCHMARKS.md`.
 //!
 //! [`BuildHasher`]: std::hash::BuildHasher
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
 mod count;
+pub mod layout;
 mod map;
 mod node;
 mod raw;
@@ -190,5 +230,6 @@ mod sync;
 /// Bound: with `T` threads writing, `pending` stays below `T × (threshold + records)` plus
 /// what live [`Ref`]s and iterators pin.
 pub use hazard::Stats as ReclaimStats;
+pub use layout::{Inline, Leaves, Plain};
 pub use map::{Hamt, Ref};
 pub use snapshot::{Iter, Snapshot, SnapshotIter};

@@ -1,9 +1,8 @@
 //! The public map type.
 
-use crate::node::{INode, Leaf};
-use crate::raw::{
-    frozen_size, gcas_read, release_tree, Action, Decide, Inner, OwnedLeaf, Prepared, Release,
-};
+use crate::layout::{Layout, Leaves};
+use crate::node::{INode, E};
+use crate::raw::{frozen_size, gcas_read, release_tree, Action, Decide, Inner, Prepared, Release};
 use crate::snapshot::{Iter, Snapshot};
 use hazard::HazardPointer;
 use std::borrow::Borrow;
@@ -38,8 +37,12 @@ use std::sync::Arc;
 /// assert_eq!(map.len(), 400);
 /// assert_eq!(*map.get(&250).unwrap(), 50);
 /// ```
-pub struct Hamt<K, V, S = RandomState> {
-    inner: Arc<Inner<K, V, S>>,
+///
+/// The fourth parameter is where entries are kept: [`Leaves`] (the default, any types) or
+/// [`Inline`](crate::Inline) (faster and smaller, for [`Plain`](crate::Plain) keys and values
+/// such as integers); see the [`layout`](crate::layout) module.
+pub struct Hamt<K, V, S = RandomState, L: Layout<K, V> = Leaves> {
+    inner: Arc<Inner<K, V, S, L>>,
 }
 
 /// A reference to an entry of a [`Hamt`], kept alive by a hazard pointer while it is held.
@@ -51,39 +54,42 @@ pub struct Hamt<K, V, S = RandomState> {
 /// from a shared pool).
 pub struct Ref<'a, K, V> {
     _guard: HazardPointer<'a>,
-    leaf: *const Leaf<K, V>,
+    key: *const K,
+    value: *const V,
     _marker: PhantomData<&'a (K, V)>,
 }
 
 impl<'a, K, V> Ref<'a, K, V> {
-    /// `guard` protects `leaf`, validated.
-    pub(crate) fn new(guard: HazardPointer<'a>, leaf: *const Leaf<K, V>) -> Self {
+    /// A `Ref` to the entry whose key and value are at `key` and `value`.
+    ///
+    /// # Safety
+    /// `guard` protects, validated, the node that holds them (the leaf, or the main node
+    /// holding the entry inline), which keeps them alive and unchanged while it does.
+    #[inline(always)]
+    pub(crate) unsafe fn new(guard: HazardPointer<'a>, key: *const K, value: *const V) -> Self {
         Ref {
             _guard: guard,
-            leaf,
+            key,
+            value,
             _marker: PhantomData,
         }
     }
 
-    fn leaf(&self) -> &Leaf<K, V> {
-        // Safety: the guard protects the leaf for as long as `self` lives.
-        unsafe { &*self.leaf }
-    }
-
     /// The entry's key.
     pub fn key(&self) -> &K {
-        &self.leaf().entry().key
+        // Safety: the guard protects the entry for as long as `self` lives (`new`).
+        unsafe { &*self.key }
     }
 
     /// The entry's value.
     pub fn value(&self) -> &V {
-        &self.leaf().entry().value
+        // Safety: as above.
+        unsafe { &*self.value }
     }
 
     /// Both.
     pub fn pair(&self) -> (&K, &V) {
-        let entry = self.leaf().entry();
-        (&entry.key, &entry.value)
+        (self.key(), self.value())
     }
 }
 
@@ -105,20 +111,39 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Ref<'_, K, V> {
 }
 
 impl<K, V> Hamt<K, V, RandomState> {
-    /// An empty map with a keyed SipHash hasher (`std`'s `RandomState`).
+    /// An empty map with a keyed SipHash hasher (`std`'s `RandomState`), keeping its entries
+    /// in leaves (for the inline layout: `Hamt::<u64, u64, _, Inline>::default()`, or
+    /// [`with_hasher`](Self::with_hasher)).
     pub fn new() -> Self {
         Self::with_hasher(RandomState::new())
     }
 }
 
 impl<K, V, S> Hamt<K, V, S> {
-    /// An empty map that hashes keys with `hasher`. Any `BuildHasher` gives correct results,
-    /// even one that returns a constant (then every key sits in one collision list, slowly).
+    /// An empty map that hashes keys with `hasher`, keeping its entries in leaves. Any
+    /// `BuildHasher` gives correct results, even one that returns a constant (then every key
+    /// sits in one collision list, slowly).
     pub fn with_hasher(hasher: S) -> Self {
         Self::from_inner(Inner::with_hasher(hasher))
     }
+}
 
-    pub(crate) fn from_inner(inner: Inner<K, V, S>) -> Self {
+impl<K, V, S, L: Layout<K, V>> Hamt<K, V, S, L> {
+    /// An empty map of layout `L` (given by the type: [`Leaves`] or
+    /// [`Inline`](crate::Inline)) that hashes keys with `hasher`, as
+    /// [`with_hasher`](Hamt::with_hasher) does.
+    ///
+    /// ```
+    /// use concurrent_hamt::{Hamt, Inline};
+    /// let map: Hamt<u64, u64, _, Inline> = Hamt::with_layout(std::hash::RandomState::new());
+    /// map.insert(1, 2);
+    /// assert_eq!(*map.get(&1).unwrap(), 2);
+    /// ```
+    pub fn with_layout(hasher: S) -> Self {
+        Self::from_inner(Inner::with_hasher(hasher))
+    }
+
+    pub(crate) fn from_inner(inner: Inner<K, V, S, L>) -> Self {
         Hamt {
             inner: Arc::new(inner),
         }
@@ -173,7 +198,7 @@ impl<K, V, S> Hamt<K, V, S> {
     /// writers do meanwhile; writers never wait for it. Like any snapshot it makes the
     /// following writes copy the paths they change, once per node; and the entries it holds
     /// stay in memory until it is dropped.
-    pub fn iter(&self) -> Iter<'_, K, V> {
+    pub fn iter(&self) -> Iter<'_, K, V, L> {
         let (root, _) = self.inner.swap_root(0);
         Iter::new(root, &self.inner.domain)
     }
@@ -201,7 +226,7 @@ impl<K, V, S> Hamt<K, V, S> {
     /// assert_eq!((*map.get("a").unwrap(), map.get("b").is_none()), (10, true));
     /// assert_eq!((*copy.get("a").unwrap(), *copy.get("b").unwrap()), (1, 2));
     /// ```
-    pub fn snapshot(&self) -> Hamt<K, V, S>
+    pub fn snapshot(&self) -> Hamt<K, V, S, L>
     where
         S: Clone,
     {
@@ -209,7 +234,7 @@ impl<K, V, S> Hamt<K, V, S> {
         // its `len`).
         let (old_root, m) = self.inner.swap_root(2);
         let root = INode::new(m, crate::node::fresh_gen());
-        let copy = Inner::new_sharing(
+        let copy = Inner::with_root(
             root,
             self.inner.hasher.clone(),
             m,
@@ -218,8 +243,10 @@ impl<K, V, S> Hamt<K, V, S> {
         // The old root is no longer this map's (nor anyone's): let go of it, without a scan
         // (its main node lives on in both maps: the INode is all there is to free, and a
         // snapshot should not pay for reclaiming what writers retired).
+        let mut batch = hazard::Batch::new(&self.inner.domain);
         // Safety: `swap_root` passed its reference to us; other threads may still read it.
-        unsafe { crate::node::release_inode_without_scan::<K, V>(old_root, &self.inner.domain) };
+        unsafe { crate::node::release(old_root, &mut batch) };
+        batch.flush_without_scan();
         Hamt::from_inner(copy)
     }
 
@@ -238,7 +265,7 @@ impl<K, V, S> Hamt<K, V, S> {
     /// map.clear();
     /// assert_eq!((snap.len(), map.len()), (1, 0));
     /// ```
-    pub fn read_only_snapshot(&self) -> Snapshot<K, V, S>
+    pub fn read_only_snapshot(&self) -> Snapshot<K, V, S, L>
     where
         S: Clone,
     {
@@ -263,13 +290,13 @@ impl<K, V, S> Hamt<K, V, S> {
         // commit in its generation any more.
         let size = unsafe {
             let m = gcas_read(old_root, &mut guard, Decide::Frozen, &self.inner.domain);
-            frozen_size(m, &mut guard, &self.inner.domain)
+            frozen_size::<E<K, V, L>>(m, &mut guard, &self.inner.domain)
         };
         drop(guard);
         self.inner.count.add(-(size as isize));
         // Safety: our reference; other threads may still read the old trie.
         unsafe {
-            release_tree::<K, V>(
+            release_tree::<K, V, L>(
                 old_root,
                 std::ptr::null_mut(),
                 &self.inner.domain,
@@ -279,7 +306,7 @@ impl<K, V, S> Hamt<K, V, S> {
     }
 }
 
-impl<K, V, S> Hamt<K, V, S>
+impl<K, V, S, L: Layout<K, V>> Hamt<K, V, S, L>
 where
     K: Hash + Eq,
     S: BuildHasher,
@@ -310,11 +337,6 @@ where
         self.get(key).is_some()
     }
 
-    fn leaf<'q>(&self, key: K, value: V) -> Prepared<'q, K, V, K> {
-        let hash = self.inner.hash(&key);
-        Prepared::Leaf(OwnedLeaf::new(hash, key, value))
-    }
-
     /// Inserts `key` with `value`, replacing the entry present; returns the previous entry.
     ///
     /// ```
@@ -324,10 +346,9 @@ where
     /// assert_eq!(*map.get(&1).unwrap(), "uno");
     /// ```
     pub fn insert(&self, key: K, value: V) -> Option<Ref<'_, K, V>> {
-        let prepared = self.leaf(key, value);
-        let hash = hash_of(&prepared);
+        let hash = self.inner.hash(&key);
         self.inner
-            .write(hash, prepared, false, |_| Action::Put(None))
+            .write(hash, Prepared::Entry(key, value), false, |_| Action::Put(None))
             .old
     }
 
@@ -341,8 +362,8 @@ where
     /// assert_eq!(*map.get(&1).unwrap(), "one");
     /// ```
     pub fn insert_if_absent(&self, key: K, value: V) -> bool {
-        let prepared = self.leaf(key, value);
-        let hash = hash_of(&prepared);
+        let hash = self.inner.hash(&key);
+        let prepared = Prepared::Entry(key, value);
         let decide = |v: Option<&V>| {
             if v.is_some() {
                 Action::Keep
@@ -427,8 +448,8 @@ where
     where
         V: PartialEq,
     {
-        let prepared = self.leaf(key, new);
-        let hash = hash_of(&prepared);
+        let hash = self.inner.hash(&key);
+        let prepared = Prepared::Entry(key, new);
         let decide = |v: Option<&V>| match v {
             Some(v) if v == current => Action::Put(None),
             _ => Action::Keep,
@@ -474,14 +495,7 @@ where
     }
 }
 
-fn hash_of<K, V>(prepared: &Prepared<'_, K, V, K>) -> u64 {
-    match prepared {
-        Prepared::Leaf(l) => l.get().entry().hash,
-        _ => unreachable!("hash_of is used on fresh leaves"),
-    }
-}
-
-impl<K, V, S> Clone for Hamt<K, V, S> {
+impl<K, V, S, L: Layout<K, V>> Clone for Hamt<K, V, S, L> {
     /// Another handle on the same map (not a copy: writes through either show in both).
     fn clone(&self) -> Self {
         Hamt {
@@ -490,13 +504,15 @@ impl<K, V, S> Clone for Hamt<K, V, S> {
     }
 }
 
-impl<K, V> Default for Hamt<K, V, RandomState> {
+impl<K, V, L: Layout<K, V>> Default for Hamt<K, V, RandomState, L> {
+    /// An empty map with `std`'s `RandomState`, in either layout:
+    /// `Hamt::<u64, u64, _, Inline>::default()`.
     fn default() -> Self {
-        Self::new()
+        Self::with_layout(RandomState::new())
     }
 }
 
-impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for Hamt<K, V, S> {
+impl<K: fmt::Debug, V: fmt::Debug, S, L: Layout<K, V>> fmt::Debug for Hamt<K, V, S, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for r in self.iter() {
@@ -506,7 +522,7 @@ impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for Hamt<K, V, S> {
     }
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher> Extend<(K, V)> for Hamt<K, V, S> {
+impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Extend<(K, V)> for Hamt<K, V, S, L> {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
@@ -514,9 +530,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> Extend<(K, V)> for Hamt<K, V, S> {
     }
 }
 
-impl<K: Hash + Eq, V> FromIterator<(K, V)> for Hamt<K, V, RandomState> {
+impl<K: Hash + Eq, V, L: Layout<K, V>> FromIterator<(K, V)> for Hamt<K, V, RandomState, L> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut map = Hamt::new();
+        let mut map = Hamt::default();
         map.extend(iter);
         map
     }

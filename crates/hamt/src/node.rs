@@ -2,17 +2,26 @@
 //!
 //! - [`INode`]: an indirection node. Its `main` pointer is the only mutable field in the
 //!   trie; every update is one CAS of some INode's `main`.
-//! - [`Main`]: an immutable main node, one allocation of a header and an inline array of
-//!   [`Branch`]es, in one of three kinds:
-//!   - *CNode*: a branch node; a 32-bit bitmap says which of the 32 slots of this level are
-//!     present, and the array holds them in slot order (popcount indexing, Bagwell 2000);
-//!   - *TNode*: a tomb (the original's `Deleted*` states): the INode holding it was left with
-//!     at most one leaf and must be folded into its parent; it holds that leaf (or nothing).
-//!     A tomb is never replaced: its INode is frozen until the parent drops it;
-//!   - *LNode*: a collision list, below the last level, for keys whose 64-bit hashes are equal,
-//!     with a sequence number per entry that orders them for iteration.
-//! - [`Leaf`]: a key, its value and its hash, in an allocation of its own, shared by pointer
-//!   between successive copies of the main nodes above it (keys and values are never cloned).
+//! - [`Main`]: an immutable main node, one allocation of a 48-byte header and two arrays: the
+//!   entries, then the child INodes. It is of one of three kinds:
+//!   - *CNode*: a branch node of one level (5 bits of the hash, 32 slots), CHAMP-style
+//!     (Steindorfer and Vinju 2015): a *data* bitmap says which slots hold entries, a *node*
+//!     bitmap which hold a child INode, and a *pair* bitmap which of the data slots hold two
+//!     entries instead of one (a *bucket*: two keys whose hashes agree on this level's bits
+//!     stay here instead of getting a level of their own). Entries are stored in slot order,
+//!     children after them in slot order; an entry's index is the popcount of the data and
+//!     pair bitmaps below its slot, a child's the popcount of the node bitmap.
+//!   - *Tomb*: a CNode below the root left with at most two entries and no child (the
+//!     original's `Deleted*` states). Its INode is frozen; the parent folds the entries into
+//!     its own slot (as one entry or a pair), which is the canonical form after deletes: a
+//!     CNode below the root always holds a child or at least three entries.
+//!   - *List*: a collision list, below the last level, for keys whose 64-bit hashes are equal.
+//! - Entries: with the [`Leaves`](crate::layout::Leaves) layout a pointer to a [`Leaf`] (key,
+//!   value, hash, a separate allocation shared by pointer between successive copies of the
+//!   main nodes above it: keys and values are never cloned); with
+//!   [`Inline`](crate::layout::Inline), a [`Pair`] of key and value stored in the array
+//!   itself and copied bit for bit with the node (see the `layout` module for why that is
+//!   only for `Plain` types).
 //!
 //! # Ownership: counted references, and generations that skip the counting
 //!
@@ -23,7 +32,8 @@
 //! main nodes that hold it, an INode the main nodes that hold it, a main node the INodes
 //! whose committed main node it is (plus the references that maps and snapshots hold on
 //! roots). A node whose count reaches zero is retired, and when it is reclaimed it releases
-//! the references it holds in turn ([`reclaim_main_full`], [`reclaim_inode_full`]).
+//! the references it holds in turn ([`reclaim_node`], kinds [`MAIN_FULL`], [`INODE_FULL`]).
+//! Inline entries are not counted: they live and die with the main node that holds them.
 //!
 //! Counting every kept child on every copy would put up to 32 atomic increments on each
 //! write. Generations avoid it: every INode and main node carries the generation it was
@@ -32,15 +42,20 @@
 //! INode and has never been shared (sharing a main node always means a new INode of a *new*
 //! generation pointing to it). Replacing such a main node `m` by `m2` therefore *hands over*
 //! the references of the children `m2` keeps: no count changes; `m` is retired bare
-//! ([`reclaim_main`]: its own allocation only), and the writer releases the children `m2`
+//! ([`MAIN_BARE`]: its own allocation only), and the writer releases the children `m2`
 //! dropped. Only a copy across generations (`m.gen != inode.gen`) counts the children it
-//! keeps, and releases `m`'s reference instead of retiring it. Leaves carry no generation: a
-//! writer that unlinks a leaf from a never-shared main node reads its count, and a count of
-//! one is its own (see [`release_unlinked_leaf`]).
+//! keeps, and releases `m`'s reference instead of retiring it. A leaf that a tomb's fold moves
+//! up into the parent is always counted (the tomb keeps its own reference until it is
+//! reclaimed), so that a tomb's leaves live as long as the tomb: a reader that protects a
+//! tomb may read them without another validation. Leaves carry no generation: a writer that
+//! unlinks a leaf from a never-shared main node reads its count, and a count of one is its own
+//! (see [`release_unlinked_leaf`]).
 
+use crate::layout::private::Sealed;
 use crate::sync::{AtomicPtr, AtomicUsize, Data};
-use hazard::Domain;
+use hazard::{Batch, Link};
 use std::alloc::{self, Layout};
+use std::mem::{align_of, size_of};
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
@@ -100,10 +115,25 @@ pub(crate) fn slot(hash: u64, level: u32) -> u32 {
     ((hash >> level) & 31) as u32
 }
 
-/// A key and its value.
-pub(crate) struct Leaf<K, V> {
-    /// Main nodes that hold this leaf (see the module docs).
-    pub(crate) rc: AtomicUsize,
+/// The slot bit of `hash` at `level`.
+#[inline(always)]
+pub(crate) fn slot_bit(hash: u64, level: u32) -> u32 {
+    1 << slot(hash, level)
+}
+
+/// Entries of a slot's bucket at most: a third key with the same slot gets a child INode.
+pub(crate) const PAIR: usize = 2;
+
+// ---------------------------------------------------------------------------------------
+// Leaves and inline entries
+
+/// A key and its value, in an allocation of their own (the `Leaves` layout). (`pub` only
+/// because the sealed layout trait names it; not reachable outside the crate.)
+#[repr(C)]
+pub struct Leaf<K, V> {
+    /// Main nodes that hold this leaf (see the module docs), in the word that chains it once
+    /// retired (nothing reads the count of a retired leaf).
+    link: Link,
     entry: Data<Entry<K, V>>,
 }
 
@@ -117,9 +147,15 @@ pub(crate) struct Entry<K, V> {
 impl<K, V> Leaf<K, V> {
     pub(crate) fn new(hash: u64, key: K, value: V) -> Self {
         Leaf {
-            rc: AtomicUsize::new(1),
+            link: Link::new(1),
             entry: Data::new(Entry { hash, key, value }),
         }
+    }
+
+    /// The reference count.
+    #[inline(always)]
+    pub(crate) fn rc(&self) -> &AtomicUsize {
+        self.link.word()
     }
 
     /// The key, value and hash (see [`Data::get`]).
@@ -134,71 +170,355 @@ impl<K, V> Leaf<K, V> {
     }
 }
 
+/// An entry of the `Leaves` layout, as stored in a main node: a pointer to the leaf.
+pub struct LeafPtr<K, V>(*mut Leaf<K, V>);
+
+impl<K, V> Clone for LeafPtr<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for LeafPtr<K, V> {}
+
+/// An entry of the `Inline` layout, as stored in a main node.
+pub struct Pair<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+}
+
+impl<K: Copy, V: Copy> Clone for Pair<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K: Copy, V: Copy> Copy for Pair<K, V> {}
+
+/// How the node code handles an entry of either layout. Implemented by [`LeafPtr`] and
+/// [`Pair`]; `E::INLINE` is a constant, so every branch on it is decided at compile time.
+///
+/// # Safety
+/// The functions that take an entry pointer need it to point into a live main node (or at a
+/// live entry value), and, for `LeafPtr`, the leaf to be alive (protected or counted).
+pub trait EntryOps<K, V>: Copy {
+    /// Whether the entry is the key and value themselves.
+    const INLINE: bool;
+
+    /// The entry's key.
+    ///
+    /// # Safety
+    /// See the trait docs.
+    unsafe fn key<'a>(e: *const Self) -> &'a K;
+
+    /// The entry's value.
+    ///
+    /// # Safety
+    /// See the trait docs.
+    unsafe fn value<'a>(e: *const Self) -> &'a V;
+
+    /// The entry's hash: stored in a leaf; computed with `hash` for an inline entry.
+    ///
+    /// # Safety
+    /// See the trait docs.
+    unsafe fn hash(e: *const Self, hash: &dyn Fn(&K) -> u64) -> u64;
+
+    /// The leaf (the `Leaves` layout only).
+    fn leaf(self) -> *mut Leaf<K, V>;
+
+    /// Whether two entries are the same stored entry (the same leaf; inline entries are never
+    /// compared).
+    fn same(self, other: Self) -> bool;
+
+    /// A fresh entry: a new leaf (the caller owns it until a CAS publishes it, and frees it
+    /// with [`discard`](Self::discard) otherwise), or the pair itself.
+    fn fresh(hash: u64, key: K, value: V) -> Self;
+
+    /// Frees an entry made by [`fresh`](Self::fresh) and never published.
+    ///
+    /// # Safety
+    /// `self` came from `fresh`, was never published, and is discarded once.
+    unsafe fn discard(self);
+
+    /// Replaces the value of an entry made by [`fresh`](Self::fresh) and not yet published.
+    ///
+    /// # Safety
+    /// As [`discard`](Self::discard), except that the entry stays the caller's.
+    unsafe fn set_value(&mut self, value: V);
+}
+
+impl<K, V> EntryOps<K, V> for LeafPtr<K, V> {
+    const INLINE: bool = false;
+
+    #[inline(always)]
+    unsafe fn key<'a>(e: *const Self) -> &'a K {
+        // Safety: the caller's contract: `e` is readable and its leaf alive.
+        unsafe {
+            let entry: *const Entry<K, V> = (*(*e).0).entry();
+            &(*entry).key
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn value<'a>(e: *const Self) -> &'a V {
+        // Safety: as above.
+        unsafe {
+            let entry: *const Entry<K, V> = (*(*e).0).entry();
+            &(*entry).value
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn hash(e: *const Self, _: &dyn Fn(&K) -> u64) -> u64 {
+        // Safety: as above.
+        unsafe { (*(*e).0).entry().hash }
+    }
+
+    #[inline(always)]
+    fn leaf(self) -> *mut Leaf<K, V> {
+        self.0
+    }
+
+    #[inline(always)]
+    fn same(self, other: Self) -> bool {
+        self.0 == other.0
+    }
+
+    #[inline]
+    fn fresh(hash: u64, key: K, value: V) -> Self {
+        LeafPtr(Box::into_raw(Box::new(Leaf::new(hash, key, value))))
+    }
+
+    unsafe fn discard(self) {
+        // Safety: the caller's contract: from `Box::into_raw` in `fresh`, never shared.
+        drop(unsafe { Box::from_raw(self.0) });
+    }
+
+    unsafe fn set_value(&mut self, value: V) {
+        // Safety: the caller's contract: ours, unpublished. (The value it replaces was never
+        // published either.)
+        unsafe { (*self.0).entry_mut().value = value };
+    }
+}
+
+impl<K: Copy, V: Copy> EntryOps<K, V> for Pair<K, V> {
+    const INLINE: bool = true;
+
+    #[inline(always)]
+    unsafe fn key<'a>(e: *const Self) -> &'a K {
+        // Safety: the caller's contract: `e` is readable for `'a`.
+        unsafe { &(*e).key }
+    }
+
+    #[inline(always)]
+    unsafe fn value<'a>(e: *const Self) -> &'a V {
+        // Safety: as above.
+        unsafe { &(*e).value }
+    }
+
+    #[inline(always)]
+    unsafe fn hash(e: *const Self, hash: &dyn Fn(&K) -> u64) -> u64 {
+        // Safety: as above.
+        hash(unsafe { &(*e).key })
+    }
+
+    fn leaf(self) -> *mut Leaf<K, V> {
+        unreachable!("inline entries have no leaf")
+    }
+
+    fn same(self, _: Self) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn fresh(_: u64, key: K, value: V) -> Self {
+        Pair { key, value }
+    }
+
+    unsafe fn discard(self) {}
+
+    unsafe fn set_value(&mut self, value: V) {
+        self.value = value;
+    }
+}
+
+/// The entry type of layout `L`.
+pub(crate) type E<K, V, L> = <L as Sealed<K, V>>::Entry;
+
+/// Takes one counted reference on an entry (a leaf; nothing for inline entries).
+///
+/// # Safety
+/// The entry's count is kept above zero by a holder for the duration of the call.
+#[inline]
+pub(crate) unsafe fn acquire_entry<K, V, T: EntryOps<K, V>>(e: T) {
+    if !T::INLINE {
+        // Safety: the caller's contract.
+        acquire_ref(unsafe { (*e.leaf()).rc() }, 1);
+    }
+}
+
+/// Drops one counted reference on an entry (a leaf; nothing for inline entries); retires
+/// the leaf if that was the last.
+///
+/// # Safety
+/// As [`release`].
+#[inline]
+pub(crate) unsafe fn release_entry<K, V, T: EntryOps<K, V>>(e: T, batch: &mut Batch<'_>) {
+    if !T::INLINE {
+        let leaf = e.leaf();
+        // Safety: our reference keeps it alive.
+        if drop_ref(unsafe { (*leaf).rc() }) {
+            // Safety: the last reference: unreachable, retired once (by us).
+            unsafe { batch.retire(leaf.cast(), LEAF) };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// INodes
+
 /// An indirection node.
+#[repr(C)]
 pub(crate) struct INode {
+    /// Main nodes that hold this INode (or the map or snapshot whose root it is), in the word
+    /// that chains it once retired (nothing reads the count of a retired INode).
+    link: Link,
     /// The current main node. Never null. It may hold a main node whose GCAS is pending
     /// (see `raw`), which readers decide before using. Invariant: once it holds a committed
     /// tomb, it never changes again.
     pub(crate) main: AtomicPtr<Main>,
     /// The generation this INode belongs to: only writers of that generation change it.
     gen: Data<u64>,
-    /// Main nodes that hold this INode (or the map or snapshot whose root it is).
-    pub(crate) rc: AtomicUsize,
+    /// The bitmaps of the main node last installed here (see [`Hint`]).
+    pub(crate) hint: Hint,
 }
 
-/// Tag bit of a [`Branch`] that points to a leaf (clear: an INode). Leaves and INodes are at
-/// least 8-aligned, so the bit is free.
-const LEAF_TAG: usize = 1;
-const _: () = assert!(std::mem::align_of::<INode>() > LEAF_TAG);
+/// A copy of an INode's main node's bitmaps, kept in the INode's cache line, so that a reader
+/// that has loaded the INode can start loading the line of the main node that holds the entry
+/// or child it wants *while* the main node's header is still on its way, instead of after
+/// (a lookup at the bottom of a large trie waits for one cache miss fewer). Only a hint: it is
+/// written with Relaxed stores after each committed GCAS and may be stale or torn; a wrong
+/// hint costs one useless prefetch, nothing else. (Not kept under loom: a heuristic, and
+/// every atomic access is one more step for the model checker.)
+pub(crate) struct Hint {
+    /// Data and pair bitmaps.
+    #[cfg(not(loom))]
+    maps: std::sync::atomic::AtomicU64,
+    /// Node bitmap and the number of entries.
+    #[cfg(not(loom))]
+    nodes: std::sync::atomic::AtomicU64,
+}
 
-/// An entry of a main node's array: a tagged pointer to a leaf or an INode, or null (only in
-/// an empty tomb).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Branch(usize);
-
-impl Branch {
-    pub(crate) const NONE: Branch = Branch(0);
-
-    #[inline(always)]
-    pub(crate) fn leaf<K, V>(p: *mut Leaf<K, V>) -> Self {
-        Branch(p as usize | LEAF_TAG)
+impl Hint {
+    fn of(head: &Head) -> (u64, u64) {
+        (
+            u64::from(head.datamap) | u64::from(head.pairmap) << 32,
+            u64::from(head.nodemap) | (head.ndata() as u64) << 32,
+        )
     }
 
-    #[inline(always)]
-    pub(crate) fn inode(p: *mut INode) -> Self {
-        Branch(p as usize)
+    fn new(m: *mut Main) -> Self {
+        #[cfg(not(loom))]
+        {
+            // Safety: `m` is a live main node (the caller's new INode holds it).
+            let (maps, nodes) = Self::of(unsafe { (*m).head() });
+            Hint {
+                maps: std::sync::atomic::AtomicU64::new(maps),
+                nodes: std::sync::atomic::AtomicU64::new(nodes),
+            }
+        }
+        #[cfg(loom)]
+        {
+            let _ = m;
+            Hint {}
+        }
     }
 
-    #[inline(always)]
-    pub(crate) fn is_leaf(self) -> bool {
-        self.0 & LEAF_TAG != 0
+    /// Records `m`'s bitmaps (after a GCAS installed `m`).
+    #[inline]
+    pub(crate) fn set(&self, head: &Head) {
+        #[cfg(not(loom))]
+        {
+            let (maps, nodes) = Self::of(head);
+            // Relaxed: a hint (see the type's docs).
+            self.maps.store(maps, Relaxed);
+            self.nodes.store(nodes, Relaxed);
+        }
+        #[cfg(loom)]
+        let _ = head;
     }
 
+    /// Starts loading the line of main node `m` that holds slot bit `bit`'s entries or child,
+    /// according to the hint, for entries of type `T`.
     #[inline(always)]
-    pub(crate) fn is_none(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The untagged pointer, as published in hazard records.
-    #[inline(always)]
-    pub(crate) fn ptr(self) -> *mut () {
-        (self.0 & !LEAF_TAG) as *mut ()
-    }
-
-    #[inline(always)]
-    pub(crate) fn as_leaf<K, V>(self) -> *mut Leaf<K, V> {
-        debug_assert!(self.is_leaf());
-        self.ptr().cast()
-    }
-
-    #[inline(always)]
-    pub(crate) fn as_inode(self) -> *mut INode {
-        debug_assert!(!self.is_leaf() && !self.is_none());
-        self.ptr().cast()
+    pub(crate) fn prefetch<T>(&self, m: *const Main, bit: u32) {
+        #[cfg(not(loom))]
+        {
+            // Relaxed: a hint.
+            let maps = self.maps.load(Relaxed);
+            let (datamap, pairmap) = (maps as u32, (maps >> 32) as u32);
+            let below = bit.wrapping_sub(1);
+            let off = if datamap & bit != 0 {
+                let i = (datamap & below).count_ones() + (pairmap & below).count_ones();
+                Main::data_offset::<T>() + i as usize * size_of::<T>()
+            } else {
+                // Relaxed: a hint.
+                let nodes = self.nodes.load(Relaxed);
+                let (nodemap, ndata) = (nodes as u32, (nodes >> 32) as usize);
+                if nodemap & bit == 0 {
+                    return;
+                }
+                (Main::data_offset::<T>() + ndata * size_of::<T>())
+                    .next_multiple_of(align_of::<*mut INode>())
+                    + (nodemap & below).count_ones() as usize * size_of::<*mut INode>()
+            };
+            // A hint only: `wrapping_add`, and a prefetch never faults.
+            prefetch(m.cast::<u8>().wrapping_add(off));
+        }
+        #[cfg(loom)]
+        let _ = (m, bit);
     }
 }
 
-/// Kinds of main node, in the top two bits of `Main::meta`.
+/// Asks the CPU to start loading the cache line at `p` (a hint: no effect on correctness,
+/// never faults, whatever the address).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // Safety: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+impl INode {
+    /// A fresh INode of generation `gen` holding one reference to `main`.
+    pub(crate) fn new(main: *mut Main, gen: u64) -> *mut INode {
+        Box::into_raw(Box::new(INode {
+            link: Link::new(1),
+            main: AtomicPtr::new(main),
+            gen: Data::new(gen),
+            hint: Hint::new(main),
+        }))
+    }
+
+    /// The reference count.
+    #[inline(always)]
+    pub(crate) fn rc(&self) -> &AtomicUsize {
+        self.link.word()
+    }
+
+    /// The generation this INode belongs to.
+    #[inline(always)]
+    pub(crate) fn gen(&self) -> u64 {
+        *self.gen.get()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Main nodes
+
+/// Kinds of main node, in the top two bits of [`Head::meta`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
     CNode = 0,
@@ -223,12 +543,16 @@ pub(crate) fn is_committed(prev: *mut Main) -> bool {
     prev.is_null() || prev as usize & SIZED != 0
 }
 
-/// An immutable main node: this header, then `len` [`Branch`]es inline.
+/// An immutable main node: this header, then its entries, then its children (see the module
+/// docs).
 #[repr(C)]
 pub(crate) struct Main {
-    /// The immutable part of the header. It also stands for the array that follows (under
-    /// loom, reading the array is a read of `head`: see [`Data`]); the array is written
-    /// right after it, before the node is published.
+    /// Chains the node once retired. (Its own word: a retired main node's count may still be
+    /// read, see `acquire_ref_if_live`.)
+    link: Link,
+    /// The immutable part of the header. It also stands for the arrays that follow (under
+    /// loom, reading them is a read of `head`: see [`Data`]); they are written right after
+    /// it, before the node is published.
     head: Data<Head>,
     /// GCAS state: null once committed (and for nodes never installed by a GCAS); the main
     /// node this one replaces while the GCAS is pending; that pointer tagged [`FAILED`] once
@@ -237,74 +561,146 @@ pub(crate) struct Main {
     pub(crate) prev: AtomicPtr<Main>,
     /// INodes whose committed main node this is (see the module docs).
     pub(crate) rc: AtomicUsize,
-    entries: [Branch; 0],
+    arrays: [u64; 0],
 }
 
 /// The immutable fields of a main node's header.
-#[repr(C)]
-struct Head {
-    /// CNode: which slots are present. Others: 0.
-    bitmap: u32,
-    /// Kind (top two bits) and array length.
+#[derive(Clone, Copy)]
+pub(crate) struct Head {
+    /// CNode: the slots holding entries. Others: 0.
+    pub(crate) datamap: u32,
+    /// CNode: the slots holding a child INode. Others: 0.
+    pub(crate) nodemap: u32,
+    /// CNode: the data slots holding two entries. Others: 0.
+    pub(crate) pairmap: u32,
+    /// Kind (top two bits) and the number of entries (also for CNodes, where the bitmaps say
+    /// it too: it places the children's array without two popcounts).
     meta: u32,
     /// The generation of the INode it was created for (see the module docs).
     gen: u64,
 }
 
-impl Main {
-    /// The layout of a main node: the header, `len` branches, and for a list as many 64-bit
-    /// sequence numbers after them, aligned for `u64` (on 32-bit targets a branch is 4 bytes:
-    /// the numbers need their own room and alignment, not a second array of branches); and
-    /// the offset of those sequence numbers from the node's start (0 for other kinds).
-    fn layout(kind: Kind, len: usize) -> (Layout, usize) {
-        let overflow = "main node size overflows";
-        let (layout, _) = Layout::new::<Main>()
-            .extend(Layout::array::<Branch>(len).expect(overflow))
-            .expect(overflow);
-        if kind == Kind::List {
-            let (layout, seqs) = layout.extend(Layout::array::<u64>(len).expect(overflow)).expect(overflow);
-            (layout.pad_to_align(), seqs)
-        } else {
-            (layout.pad_to_align(), 0)
+impl Head {
+    #[inline(always)]
+    pub(crate) fn kind(&self) -> Kind {
+        match self.meta >> 30 {
+            0 => Kind::CNode,
+            1 => Kind::Tomb,
+            _ => Kind::List,
         }
     }
 
-    /// Allocates a main node and fills its array from `entries` (exactly `len` items).
-    fn alloc(
-        kind: Kind,
-        gen: u64,
-        bitmap: u32,
-        len: usize,
-        entries: impl IntoIterator<Item = Branch>,
-    ) -> *mut Main {
-        assert!(len <= LEN_MASK as usize, "collision list too long");
-        let (layout, _) = Self::layout(kind, len);
+    /// Entries in the node.
+    #[inline(always)]
+    pub(crate) fn ndata(&self) -> usize {
+        (self.meta & LEN_MASK) as usize
+    }
+
+    /// Children in the node.
+    #[inline(always)]
+    pub(crate) fn nnodes(&self) -> usize {
+        self.nodemap.count_ones() as usize
+    }
+
+    /// The index of the first entry of slot bit `bit` (present or not).
+    #[inline(always)]
+    pub(crate) fn data_index(&self, bit: u32) -> usize {
+        let below = bit - 1;
+        ((self.datamap & below).count_ones() + (self.pairmap & below).count_ones()) as usize
+    }
+
+    /// The number of entries in slot bit `bit` (a data slot): one, or two for a pair.
+    #[inline(always)]
+    pub(crate) fn run(&self, bit: u32) -> usize {
+        1 + usize::from(self.pairmap & bit != 0)
+    }
+
+    /// The index of the child of slot bit `bit` (present or not).
+    #[inline(always)]
+    pub(crate) fn child_index(&self, bit: u32) -> usize {
+        (self.nodemap & (bit - 1)).count_ones() as usize
+    }
+}
+
+/// Where a main node's arrays live, for entries of type `T`.
+struct Shape {
+    layout: Layout,
+    /// Offsets from the start of the node.
+    data: usize,
+    nodes: usize,
+}
+
+fn shape<T>(ndata: usize, nnodes: usize) -> Shape {
+    let base = Layout::new::<Main>();
+    let (l, data) = base
+        .extend(Layout::array::<T>(ndata).expect("main node size overflows"))
+        .expect("main node size overflows");
+    let (l, nodes) = l
+        .extend(Layout::array::<*mut INode>(nnodes).expect("main node size overflows"))
+        .expect("main node size overflows");
+    Shape {
+        layout: l.pad_to_align(),
+        data,
+        nodes,
+    }
+}
+
+/// A main node's arrays, as slices of entries of type `T` and of children.
+pub(crate) struct Arrays<'a, T> {
+    pub(crate) data: &'a [T],
+    pub(crate) nodes: &'a [*mut INode],
+}
+
+impl Main {
+    /// Allocates a main node and copies its arrays from the chunks given (`data` entries in
+    /// order, then `nodes`).
+    fn alloc<T: Copy>(kind: Kind, gen: u64, maps: [u32; 3], data: &[&[T]], nodes: &[&[*mut INode]]) -> *mut Main {
+        let ndata: usize = data.iter().map(|c| c.len()).sum();
+        let nnodes: usize = nodes.iter().map(|c| c.len()).sum();
+        assert!(ndata <= LEN_MASK as usize, "collision list too long");
+        let shape = shape::<T>(ndata, nnodes);
         // Safety: the layout has a non-zero size (the header).
-        let p = unsafe { alloc::alloc(layout) }.cast::<Main>();
+        let p = unsafe { alloc::alloc(shape.layout) }.cast::<Main>();
         if p.is_null() {
-            alloc::handle_alloc_error(layout);
+            alloc::handle_alloc_error(shape.layout);
         }
-        // Safety: `p` is a fresh allocation of `layout`, which holds the header and `len`
-        // branches; we write each exactly once before anyone can read it.
+        let [datamap, nodemap, pairmap] = maps;
+        if kind == Kind::CNode {
+            debug_assert_eq!(datamap & nodemap, 0);
+            debug_assert_eq!(pairmap & !datamap, 0);
+            debug_assert_eq!(
+                (datamap.count_ones() + pairmap.count_ones()) as usize,
+                ndata
+            );
+            debug_assert_eq!(nodemap.count_ones() as usize, nnodes);
+        }
+        // Safety: `p` is a fresh allocation of `shape.layout`, which holds the header and the
+        // two arrays at the offsets computed with it; we write each element exactly once
+        // before anyone can read the node.
         unsafe {
             p.write(Main {
+                link: Link::new(0),
                 head: Data::new(Head {
-                    bitmap,
-                    meta: (kind as u32) << 30 | len as u32,
+                    datamap,
+                    nodemap,
+                    pairmap,
+                    meta: (kind as u32) << 30 | ndata as u32,
                     gen,
                 }),
                 prev: AtomicPtr::new(ptr::null_mut()),
                 rc: AtomicUsize::new(1),
-                entries: [],
+                arrays: [],
             });
-            let array = ptr::addr_of_mut!((*p).entries).cast::<Branch>();
-            let mut n = 0;
-            for b in entries {
-                assert!(n < len);
-                array.add(n).write(b);
-                n += 1;
+            let mut d = p.cast::<u8>().add(shape.data).cast::<T>();
+            for chunk in data {
+                ptr::copy_nonoverlapping(chunk.as_ptr(), d, chunk.len());
+                d = d.add(chunk.len());
             }
-            assert_eq!(n, len);
+            let mut n = p.cast::<u8>().add(shape.nodes).cast::<*mut INode>();
+            for chunk in nodes {
+                ptr::copy_nonoverlapping(chunk.as_ptr(), n, chunk.len());
+                n = n.add(chunk.len());
+            }
         }
         p
     }
@@ -312,61 +708,99 @@ impl Main {
     /// Frees a main node (and nothing it points to).
     ///
     /// # Safety
-    /// 1. `p` came from [`Main::alloc`] and is freed once, when no thread can read it.
-    pub(crate) unsafe fn free(p: *mut Main) {
+    /// 1. `p` came from [`Main::alloc`] with entries of type `T`, and is freed once, when no
+    ///    thread can read it.
+    pub(crate) unsafe fn free<T>(p: *mut Main) {
         // Safety: 1. `p` is a live main node.
-        let (layout, _) = unsafe { Self::layout((*p).kind(), (*p).len()) };
+        let head = unsafe { *(*p).head() };
+        let shape = shape::<T>(head.ndata(), head.nnodes());
         // Safety: 1. ours alone; the header's fields are dropped once (a no-op outside loom,
         // where no field has drop glue; under loom, the write access that checks that every
-        // reader is done, see `Data`). The branches own nothing.
+        // reader is done, see `Data`). The arrays own nothing.
         unsafe { ptr::drop_in_place(p) };
         // Safety: 1. allocated with this layout.
-        unsafe { alloc::dealloc(p.cast(), layout) };
+        unsafe { alloc::dealloc(p.cast(), shape.layout) };
+    }
+
+    /// The immutable header.
+    #[inline(always)]
+    pub(crate) fn head(&self) -> &Head {
+        self.head.get()
     }
 
     #[inline(always)]
     pub(crate) fn kind(&self) -> Kind {
-        match self.head.get().meta >> 30 {
-            0 => Kind::CNode,
-            1 => Kind::Tomb,
-            _ => Kind::List,
-        }
-    }
-
-    #[inline(always)]
-    pub(crate) fn bitmap(&self) -> u32 {
-        self.head.get().bitmap
-    }
-
-    #[inline(always)]
-    pub(crate) fn len(&self) -> usize {
-        (self.head.get().meta & LEN_MASK) as usize
+        self.head().kind()
     }
 
     /// The generation of the INode it was created for (see the module docs).
     #[inline(always)]
     pub(crate) fn gen(&self) -> u64 {
-        self.head.get().gen
+        self.head().gen
     }
 
+    /// The offset of the entries from the start of a main node with entries of type `T`.
     #[inline(always)]
-    pub(crate) fn entries(&self) -> &[Branch] {
-        // Safety: `alloc` wrote `len` branches right after the header, and they never change.
-        unsafe { std::slice::from_raw_parts(self.entries.as_ptr(), self.len()) }
+    pub(crate) const fn data_offset<T>() -> usize {
+        size_of::<Main>().next_multiple_of(align_of::<T>())
     }
 
-    /// The array index of slot bit `bit` in a CNode (whether or not the slot is present).
+    /// The first entry (of type `T`, the node's layout's).
     #[inline(always)]
-    pub(crate) fn index(&self, bit: u32) -> usize {
-        (self.bitmap() & (bit - 1)).count_ones() as usize
+    pub(crate) fn data_ptr<T>(&self) -> *const T {
+        // Safety: the offset is inside the node's allocation (one past the header when there
+        // is no entry), as `shape` laid it out.
+        unsafe { (self as *const Main).cast::<u8>().add(Self::data_offset::<T>()).cast() }
     }
 
-    pub(crate) fn empty_cnode(gen: u64) -> *mut Main {
-        Self::alloc(Kind::CNode, gen, 0, 0, [])
+    /// The offset of the children from the start of a main node with `ndata` entries of
+    /// type `T`.
+    #[inline(always)]
+    pub(crate) const fn nodes_offset<T>(ndata: usize) -> usize {
+        (Self::data_offset::<T>() + ndata * size_of::<T>()).next_multiple_of(align_of::<*mut INode>())
     }
 
-    pub(crate) fn tomb(leaf: Branch, gen: u64) -> *mut Main {
-        Self::alloc(Kind::Tomb, gen, 0, 1, [leaf])
+    /// The first child, after `ndata` entries of type `T`.
+    #[inline(always)]
+    pub(crate) fn nodes_ptr<T>(&self, ndata: usize) -> *const *mut INode {
+        // Safety: as in `data_ptr`: `shape` placed the children there.
+        unsafe { (self as *const Main).cast::<u8>().add(Self::nodes_offset::<T>(ndata)).cast() }
+    }
+
+    /// The arrays, for entries of type `T` (the node's layout's).
+    #[inline(always)]
+    pub(crate) fn arrays<T>(&self) -> Arrays<'_, T> {
+        let head = self.head();
+        let (ndata, nnodes) = (head.ndata(), head.nnodes());
+        // Safety: `alloc` wrote `ndata` entries and `nnodes` children at these places, and
+        // they never change.
+        unsafe {
+            Arrays {
+                data: std::slice::from_raw_parts(self.data_ptr::<T>(), ndata),
+                nodes: std::slice::from_raw_parts(self.nodes_ptr::<T>(ndata), nnodes),
+            }
+        }
+    }
+
+    /// A pointer to entry `i` (for references that live as long as the node).
+    #[inline(always)]
+    pub(crate) fn entry_ptr<T>(&self, i: usize) -> *const T {
+        &self.arrays::<T>().data[i]
+    }
+
+    /// An empty CNode (a root).
+    pub(crate) fn empty_cnode<T: Copy>(gen: u64) -> *mut Main {
+        Self::alloc::<T>(Kind::CNode, gen, [0; 3], &[], &[])
+    }
+
+    /// A tomb holding `entries` (at most [`PAIR`]).
+    pub(crate) fn tomb<T: Copy>(entries: &[&[T]], gen: u64) -> *mut Main {
+        Self::alloc::<T>(Kind::Tomb, gen, [0; 3], entries, &[])
+    }
+
+    /// A collision list of `entries`.
+    pub(crate) fn list<T: Copy>(entries: &[&[T]], gen: u64) -> *mut Main {
+        Self::alloc::<T>(Kind::List, gen, [0; 3], entries, &[])
     }
 
     /// The size cached by [`set_cached_size`](Self::set_cached_size), if any.
@@ -394,294 +828,280 @@ impl Main {
         );
     }
 
-    /// A collision list of `(leaf, sequence number)` pairs.
-    ///
-    /// Sequence numbers order a list's entries for iteration: they grow along the list, a
-    /// replaced entry keeps its number, an appended one takes the last plus one. So an
-    /// iterator that resumes in a newer version of the list can skip what it has yielded.
-    fn list(entries: &[(Branch, u64)], gen: u64) -> *mut Main {
-        let len = entries.len();
-        let p = Self::alloc(Kind::List, gen, 0, len, entries.iter().map(|&(b, _)| b));
-        let (_, offset) = Self::layout(Kind::List, len);
-        // Safety: a fresh list of `len` entries has room for `len` sequence numbers at
-        // `offset`, aligned for `u64` (see `layout`); written once before publication.
-        unsafe {
-            let seqs = p.cast::<u8>().add(offset).cast::<u64>();
-            for (i, &(_, seq)) in entries.iter().enumerate() {
-                seqs.add(i).write(seq);
-            }
+    // -----------------------------------------------------------------------------------
+    // Copies of a CNode (the write path). Each returns the new main node of generation `gen`.
+
+    /// A copy with entry `i` replaced by `e` (a CNode, tomb or list).
+    pub(crate) fn with_entry<T: Copy>(&self, i: usize, e: T, gen: u64) -> *mut Main {
+        let head = *self.head();
+        let a = self.arrays::<T>();
+        let maps = [head.datamap, head.nodemap, head.pairmap];
+        Self::alloc(
+            head.kind(),
+            gen,
+            maps,
+            &[&a.data[..i], &[e], &a.data[i + 1..]],
+            &[a.nodes],
+        )
+    }
+
+    /// A copy of this CNode with `e` added to slot bit `bit`, which holds no child and at most
+    /// one entry (a second one makes a pair).
+    pub(crate) fn with_added<T: Copy>(&self, bit: u32, e: T, gen: u64) -> *mut Main {
+        let head = *self.head();
+        let a = self.arrays::<T>();
+        let mut i = head.data_index(bit);
+        let (mut datamap, mut pairmap) = (head.datamap, head.pairmap);
+        if datamap & bit == 0 {
+            datamap |= bit;
+        } else {
+            debug_assert_eq!(pairmap & bit, 0, "a pair is full");
+            pairmap |= bit;
+            i += 1;
         }
-        p
+        Self::alloc(
+            Kind::CNode,
+            gen,
+            [datamap, head.nodemap, pairmap],
+            &[&a.data[..i], &[e], &a.data[i..]],
+            &[a.nodes],
+        )
     }
 
-    /// A list's sequence numbers (see [`list`](Self::list)).
-    pub(crate) fn seqs(&self) -> &[u64] {
-        debug_assert_eq!(self.kind(), Kind::List);
-        let (_, offset) = Self::layout(Kind::List, self.len());
-        // Safety: a list holds `len` sequence numbers at `offset`, aligned, written before the
-        // node was published and never after.
-        unsafe {
-            std::slice::from_raw_parts(
-                (self as *const Main).cast::<u8>().add(offset).cast::<u64>(),
-                self.len(),
-            )
+    /// A copy of this CNode whose pair at slot bit `bit` moves into the new child `child`.
+    pub(crate) fn with_pushed_down<T: Copy>(&self, bit: u32, child: *mut INode, gen: u64) -> *mut Main {
+        let head = *self.head();
+        let a = self.arrays::<T>();
+        let i = head.data_index(bit);
+        let n = head.run(bit);
+        let k = head.child_index(bit);
+        Self::alloc::<T>(
+            Kind::CNode,
+            gen,
+            [head.datamap & !bit, head.nodemap | bit, head.pairmap & !bit],
+            &[&a.data[..i], &a.data[i + n..]],
+            &[&a.nodes[..k], &[child], &a.nodes[k..]],
+        )
+    }
+
+    /// A copy of this CNode with the child of slot bit `bit` replaced by `child`.
+    pub(crate) fn with_child<T: Copy>(&self, bit: u32, child: *mut INode, gen: u64) -> *mut Main {
+        let head = *self.head();
+        let a = self.arrays::<T>();
+        let k = head.child_index(bit);
+        Self::alloc::<T>(
+            Kind::CNode,
+            gen,
+            [head.datamap, head.nodemap, head.pairmap],
+            &[a.data],
+            &[&a.nodes[..k], &[child], &a.nodes[k + 1..]],
+        )
+    }
+
+    /// A copy of this CNode without entry `i`, which is in slot bit `bit`, contracted for
+    /// `level` (see [`contracted`](Self::contracted)).
+    pub(crate) fn with_removed<T: Copy>(&self, bit: u32, i: usize, level: u32, gen: u64) -> *mut Main {
+        let head = *self.head();
+        let a = self.arrays::<T>();
+        let (datamap, pairmap) = if head.pairmap & bit != 0 {
+            (head.datamap, head.pairmap & !bit)
+        } else {
+            (head.datamap & !bit, head.pairmap)
+        };
+        Self::contracted(
+            [datamap, head.nodemap, pairmap],
+            &[&a.data[..i], &a.data[i + 1..]],
+            a.nodes,
+            level,
+            gen,
+        )
+    }
+
+    /// A copy of this CNode with the child of slot bit `bit` (a tomb's INode) replaced by the
+    /// tomb's entries `up` (none, one, or a pair), contracted for `level`.
+    pub(crate) fn with_folded<T: Copy>(&self, bit: u32, up: &[T], level: u32, gen: u64) -> *mut Main {
+        debug_assert!(up.len() <= PAIR);
+        let head = *self.head();
+        let a = self.arrays::<T>();
+        let i = head.data_index(bit);
+        let k = head.child_index(bit);
+        let datamap = if up.is_empty() { head.datamap } else { head.datamap | bit };
+        let pairmap = if up.len() == PAIR { head.pairmap | bit } else { head.pairmap };
+        let nodes = [&a.nodes[..k], &a.nodes[k + 1..]];
+        let data = [&a.data[..i], up, &a.data[i..]];
+        if level > 0 && a.nodes.len() == 1 && a.data.len() + up.len() <= PAIR {
+            return Self::tomb(&data, gen);
         }
+        Self::alloc(Kind::CNode, gen, [datamap, head.nodemap & !bit, pairmap], &data, &nodes)
     }
 
-    fn list_pairs(&self) -> impl Iterator<Item = (Branch, u64)> + '_ {
-        self.entries()
-            .iter()
-            .copied()
-            .zip(self.seqs().iter().copied())
-    }
-
-    /// A copy of this CNode with `b` added at slot bit `bit` (absent here).
-    pub(crate) fn inserted(&self, bit: u32, b: Branch, gen: u64) -> *mut Main {
-        let i = self.index(bit);
-        let e = self.entries();
-        let entries = e[..i]
-            .iter()
-            .copied()
-            .chain([b])
-            .chain(e[i..].iter().copied());
-        Self::alloc(Kind::CNode, gen, self.bitmap() | bit, e.len() + 1, entries)
-    }
-
-    /// A copy of this CNode with the INode at index `i` replaced by the leaf `leaf` it held in
-    /// its tomb (the INode is folded into this level), contracted for `level` like
-    /// [`removed`](Self::removed).
-    pub(crate) fn resurrected(&self, i: usize, leaf: Branch, level: u32, gen: u64) -> *mut Main {
-        if level > 0 && self.len() == 1 {
-            return Self::tomb(leaf, gen);
+    /// A CNode with these maps and arrays, or, below the root, a tomb if it would hold no
+    /// child and at most [`PAIR`] entries (the canonical form after deletes).
+    fn contracted<T: Copy>(maps: [u32; 3], data: &[&[T]], nodes: &[*mut INode], level: u32, gen: u64) -> *mut Main {
+        let ndata: usize = data.iter().map(|c| c.len()).sum();
+        if level > 0 && nodes.is_empty() && ndata <= PAIR {
+            return Self::tomb(data, gen);
         }
-        self.updated(i, leaf, gen)
+        Self::alloc(Kind::CNode, gen, maps, data, &[nodes])
     }
 
-    /// A copy of this CNode (or list) with entry `i` replaced by `b`.
-    pub(crate) fn updated(&self, i: usize, b: Branch, gen: u64) -> *mut Main {
-        if self.kind() == Kind::List {
-            let pairs: Vec<_> = self
-                .list_pairs()
-                .enumerate()
-                .map(|(j, (x, seq))| (if j == i { b } else { x }, seq))
-                .collect();
-            return Self::list(&pairs, gen);
+    /// A copy of this list with `e` appended.
+    pub(crate) fn list_appended<T: Copy>(&self, e: T, gen: u64) -> *mut Main {
+        Self::list(&[self.arrays::<T>().data, &[e]], gen)
+    }
+
+    /// A copy of this list without entry `i`. A list left empty becomes an empty tomb.
+    pub(crate) fn list_removed<T: Copy>(&self, i: usize, gen: u64) -> *mut Main {
+        let d = self.arrays::<T>().data;
+        if d.len() == 1 {
+            return Self::tomb::<T>(&[], gen);
         }
-        let e = self.entries();
-        let entries = e
-            .iter()
-            .enumerate()
-            .map(|(j, &x)| if j == i { b } else { x });
-        Self::alloc(self.kind(), gen, self.bitmap(), e.len(), entries)
+        Self::list(&[&d[..i], &d[i + 1..]], gen)
     }
 
-    /// A copy of this CNode without slot bit `bit` (at index `i`), contracted for `level`:
-    /// below the root, a CNode left with no entry or a single leaf becomes a tomb.
-    pub(crate) fn removed(&self, bit: u32, i: usize, level: u32, gen: u64) -> *mut Main {
-        let e = self.entries();
-        if level > 0 && e.len() <= 2 {
-            let rest = e.iter().enumerate().find(|&(j, _)| j != i).map(|(_, &b)| b);
-            match rest {
-                None => return Self::tomb(Branch::NONE, gen),
-                Some(b) if b.is_leaf() => return Self::tomb(b, gen),
-                Some(_) => {}
-            }
-        }
-        let entries = e
-            .iter()
-            .enumerate()
-            .filter(|&(j, _)| j != i)
-            .map(|(_, &b)| b);
-        Self::alloc(Kind::CNode, gen, self.bitmap() & !bit, e.len() - 1, entries)
-    }
-
-    /// A copy of this list without entry `i`. A list left empty becomes an empty tomb; a list
-    /// left with one leaf stays a list (so that its sequence numbers, which iteration relies
-    /// on, survive).
-    pub(crate) fn list_removed(&self, i: usize, gen: u64) -> *mut Main {
-        if self.len() == 1 {
-            return Self::tomb(Branch::NONE, gen);
-        }
-        let rest: Vec<_> = self
-            .list_pairs()
-            .enumerate()
-            .filter(|&(j, _)| j != i)
-            .map(|(_, p)| p)
-            .collect();
-        Self::list(&rest, gen)
-    }
-
-    /// A copy of this list with `b` appended.
-    pub(crate) fn list_appended(&self, b: Branch, gen: u64) -> *mut Main {
-        let next = self.seqs().last().map_or(0, |s| s + 1);
-        let all: Vec<_> = self.list_pairs().chain([(b, next)]).collect();
-        Self::list(&all, gen)
-    }
-
-    /// The main node of a new INode at `level` holding two leaves whose hashes differ at or
-    /// below `level` (or not at all): a CNode with both, a chain of one-child CNodes down to
-    /// where they part, or a collision list past the last level.
-    pub(crate) fn dual(a: Branch, ha: u64, b: Branch, hb: u64, level: u32, gen: u64) -> *mut Main {
+    /// The main node of a new INode at `level` holding `entries` (more than a pair, all with
+    /// the same slot one level up): a CNode that spreads them over its slots (pairs where two
+    /// share one, a new INode again where more do), or a collision list past the last level.
+    /// Returns the node and whether it created INodes below it (see
+    /// [`free_unpublished_chain`]).
+    pub(crate) fn spread<T: Copy>(entries: &[(T, u64)], level: u32, gen: u64) -> *mut Main {
+        debug_assert!(entries.len() > PAIR);
         if level >= MAX_LEVEL {
-            // `a` is the leaf already there: it keeps its place (number 0) in list order.
-            return Self::list(&[(a, 0), (b, 1)], gen);
+            let e: Vec<T> = entries.iter().map(|&(e, _)| e).collect();
+            return Self::list(&[&e], gen);
         }
-        let (sa, sb) = (slot(ha, level), slot(hb, level));
-        if sa == sb {
-            let child = INode::new(Self::dual(a, ha, b, hb, level + BITS, gen), gen);
-            return Self::alloc(Kind::CNode, gen, 1 << sa, 1, [Branch::inode(child)]);
+        let mut sorted: Vec<(T, u64)> = entries.to_vec();
+        sorted.sort_by_key(|&(_, h)| slot(h, level));
+        let (mut datamap, mut nodemap, mut pairmap) = (0u32, 0u32, 0u32);
+        let mut data: Vec<T> = Vec::new();
+        let mut nodes: Vec<*mut INode> = Vec::new();
+        let mut i = 0;
+        while i < sorted.len() {
+            let s = slot(sorted[i].1, level);
+            let mut j = i;
+            while j < sorted.len() && slot(sorted[j].1, level) == s {
+                j += 1;
+            }
+            let bit = 1 << s;
+            match j - i {
+                1 => {
+                    datamap |= bit;
+                    data.push(sorted[i].0);
+                }
+                2 => {
+                    datamap |= bit;
+                    pairmap |= bit;
+                    data.push(sorted[i].0);
+                    data.push(sorted[i + 1].0);
+                }
+                _ => {
+                    nodemap |= bit;
+                    nodes.push(INode::new(Self::spread(&sorted[i..j], level + BITS, gen), gen));
+                }
+            }
+            i = j;
         }
-        let pair = if sa < sb { [a, b] } else { [b, a] };
-        Self::alloc(Kind::CNode, gen, (1 << sa) | (1 << sb), 2, pair)
+        Self::alloc(Kind::CNode, gen, [datamap, nodemap, pairmap], &[&data], &[&nodes])
     }
 }
 
-impl INode {
-    /// A fresh INode of generation `gen` holding one reference to `main`.
-    pub(crate) fn new(main: *mut Main, gen: u64) -> *mut INode {
-        Box::into_raw(Box::new(INode {
-            main: AtomicPtr::new(main),
-            gen: Data::new(gen),
-            rc: AtomicUsize::new(1),
-        }))
-    }
-
-    /// The generation this INode belongs to.
-    #[inline(always)]
-    pub(crate) fn gen(&self) -> u64 {
-        *self.gen.get()
-    }
-}
-
-/// Frees a fresh INode built by [`Main::dual`] and never published, with the chain of INodes
-/// and main nodes below it, but no leaf: leaves belong to the caller.
+/// Frees a fresh INode built by [`Main::spread`] and never published, with the INodes and
+/// main nodes below it, but no entry: leaves belong to the caller.
 ///
 /// # Safety
-/// 1. `inode` came from a [`Main::dual`] chain (every INode in it is fresh) and was never
-///    published.
-pub(crate) unsafe fn free_unpublished_chain(inode: *mut INode) {
-    let mut next = Some(inode);
-    while let Some(i) = next.take() {
+/// 1. `inode` came from a [`Main::spread`] tree (every node in it is fresh) and was never
+///    published; its entries are of type `T`.
+pub(crate) unsafe fn free_unpublished<T>(inode: *mut INode) {
+    let mut stack = vec![inode];
+    while let Some(i) = stack.pop() {
         // Safety: 1. fresh, so ours.
         let inode = unsafe { Box::from_raw(i) };
         // Relaxed: never shared.
         let m = inode.main.load(Relaxed);
-        // Safety: 1. a fresh main node of the chain.
-        let main = unsafe { &*m };
-        if main.kind() == Kind::CNode {
-            next = main
-                .entries()
-                .iter()
-                .find(|b| !b.is_leaf())
-                .map(|b| b.as_inode());
-        }
+        // Safety: 1. a fresh main node of the tree.
+        stack.extend_from_slice(unsafe { &*m }.arrays::<T>().nodes);
         // Safety: 1.
-        unsafe { Main::free(m) };
+        unsafe { Main::free::<T>(m) };
     }
 }
 
-/// Reclaims a main node retired bare: its own allocation only (its children were handed over
-/// to its replacement, or released by the writer that unlinked it).
-///
-/// # Safety
-/// [`Domain::retire`]'s contract, for a pointer from [`Main::alloc`].
-pub(crate) unsafe fn reclaim_main(p: *mut (), _: &Domain) {
-    // Safety: our caller's contract.
-    unsafe { Main::free(p.cast()) }
-}
+// ---------------------------------------------------------------------------------------
+// Reclamation
 
-/// Reclaims a main node whose count reached zero: releases the reference it holds on each
-/// child, then frees it. Children that reach zero are retired in turn (a cascade goes
-/// through the domain's lists, never through recursion).
+/// Kinds of retired node (see `hazard::Batch::retire`), dispatched by [`reclaim_node`].
 ///
-/// # Safety
-/// [`Domain::retire`]'s contract, for a main node of this `K` and `V` whose count is zero.
-pub(crate) unsafe fn reclaim_main_full<K, V>(p: *mut (), domain: &Domain) {
-    let m = p.cast::<Main>();
-    // Safety: our caller's contract: unreachable and unprotected, so ours.
-    for &b in unsafe { &*m }.entries() {
-        // Safety: a counted main node holds one reference on each of its children.
-        unsafe { release::<K, V>(b, domain) };
-    }
-    // Safety: as above.
-    unsafe { Main::free(m) }
-}
+/// A main node retired bare: its own allocation only (its children were handed over to its
+/// replacement, or released by the writer that unlinked it).
+pub(crate) const MAIN_BARE: usize = 0;
+/// A main node whose count reached zero: releases its reference on each child.
+pub(crate) const MAIN_FULL: usize = 1;
+/// An INode whose count reached zero: releases its main node's reference.
+pub(crate) const INODE_FULL: usize = 2;
+/// A leaf: drops its key and value.
+pub(crate) const LEAF: usize = 4;
+/// An RDCSS descriptor (see `raw`).
+pub(crate) const DESC: usize = 5;
 
-/// Reclaims an INode whose count reached zero: releases its main node's reference.
+/// Frees a retired node of a trie of `K` and `V` with entries `T` (the domain's reclaimer).
+/// Children that reach zero are retired in turn into `batch` (a cascade goes through the
+/// domain's lists, never through recursion).
 ///
 /// # Safety
-/// [`Domain::retire`]'s contract, for an INode of a trie of this `K` and `V`.
-pub(crate) unsafe fn reclaim_inode_full<K, V>(p: *mut (), domain: &Domain) {
-    // Safety: our caller's contract; the INode came from `INode::new`.
-    let inode = unsafe { Box::from_raw(p.cast::<INode>()) };
-    // Relaxed: the retiring thread's Release push and the scanner's Acquire take order this.
-    // No GCAS is pending on it: an installer decides its GCAS, and restores the INode, before
-    // it lets go of its protection.
-    let main = inode.main.load(Relaxed);
-    // Safety: the INode held one reference on its main node.
-    unsafe { release_main::<K, V>(main, domain) };
-}
-
-/// Reclaims an INode that a writer folded away together with its never-shared tomb, whose
-/// leaf (if any) was handed over to the parent: frees both, nothing else.
-///
-/// # Safety
-/// [`Domain::retire`]'s contract, for an INode whose committed main node is a tomb that only
-/// it held.
-pub(crate) unsafe fn reclaim_inode_bare(p: *mut (), _: &Domain) {
-    // Safety: our caller's contract; the INode came from `INode::new`.
-    let inode = unsafe { Box::from_raw(p.cast::<INode>()) };
-    // Relaxed: as in `reclaim_inode_full`.
-    let main = inode.main.load(Relaxed);
-    // Safety: the tomb was held by this INode alone.
-    unsafe { Main::free(main) };
-}
-
-/// Reclaims a retired leaf, dropping its key and value.
-///
-/// # Safety
-/// [`Domain::retire`]'s contract, for a leaf of this `K` and `V` from `Box::into_raw`.
-pub(crate) unsafe fn reclaim_leaf<K, V>(p: *mut (), _: &Domain) {
-    // Safety: our caller's contract.
-    drop(unsafe { Box::from_raw(p.cast::<Leaf<K, V>>()) });
-}
-
-/// Drops one counted reference on a child (leaf or INode); retires it if that was the last.
-///
-/// # Safety
-/// 1. The caller owns one counted reference on `b`'s node (a non-null branch), and gives it
-///    up; if it is the last, the node is unreachable (no holder is left to reach it through).
-pub(crate) unsafe fn release<K, V>(b: Branch, domain: &Domain) {
-    if b.is_none() {
-        return;
-    }
-    if b.is_leaf() {
-        let leaf = b.as_leaf::<K, V>();
-        // Safety: 1. our reference keeps it alive.
-        if drop_ref(unsafe { &(*leaf).rc }) {
-            // Safety: 1. the last reference: unreachable, retired once (by us).
-            unsafe { domain.retire(leaf.cast(), reclaim_leaf::<K, V>) };
+/// `hazard::Batch::retire`'s contract: `link` is a node of this trie, retired once with
+/// `kind`, that no reader protects any more.
+pub(crate) unsafe fn reclaim_node<K, V, T: EntryOps<K, V>>(
+    link: *mut Link,
+    kind: usize,
+    batch: &mut Batch<'_>,
+) {
+    // Each kind is retired, for a node of the matching allocation, only by the code that
+    // documents it above: our caller's contract then makes the node ours.
+    match kind {
+        // Safety: a main node from `Main::alloc`, ours.
+        MAIN_BARE => unsafe { Main::free::<T>(link.cast()) },
+        MAIN_FULL => {
+            let m = link.cast::<Main>();
+            // Safety: a main node, ours.
+            let a = unsafe { &*m }.arrays::<T>();
+            for &e in a.data {
+                // Safety: a counted main node holds one reference on each of its entries.
+                unsafe { release_entry::<K, V, T>(e, batch) };
+            }
+            for &i in a.nodes {
+                // Safety: ... and on each of its children.
+                unsafe { release(i, batch) };
+            }
+            // Safety: ours, from `Main::alloc`.
+            unsafe { Main::free::<T>(m) }
         }
-    } else {
-        let inode = b.as_inode();
+        INODE_FULL => {
+            // Safety: an INode from `INode::new`, ours.
+            let inode = unsafe { Box::from_raw(link.cast::<INode>()) };
+            // Relaxed: the retiring thread's Release push and the scanner's Acquire take
+            // order this. No GCAS is pending on it: an installer decides its GCAS, and
+            // restores the INode, before it lets go of its protection.
+            let main = inode.main.load(Relaxed);
+            // Safety: the INode held one reference on its main node.
+            unsafe { release_main(main, batch) };
+        }
+        // Safety: a leaf from `Box::into_raw`, ours.
+        LEAF => drop(unsafe { Box::from_raw(link.cast::<Leaf<K, V>>()) }),
+        // Safety: a descriptor from `Box::into_raw`, ours.
+        DESC => unsafe { crate::raw::free_desc(link) },
+        _ => unreachable!("unknown node kind {kind}"),
+    }
+}
+
+/// Drops one counted reference on a child INode; retires it if that was the last.
+///
+/// # Safety
+/// 1. The caller owns one counted reference on `inode`, and gives it up; if it is the last,
+///    the INode is unreachable (no holder is left to reach it through).
+pub(crate) unsafe fn release(inode: *mut INode, batch: &mut Batch<'_>) {
+    // Safety: 1.
+    if drop_ref(unsafe { (*inode).rc() }) {
         // Safety: 1.
-        if drop_ref(unsafe { &(*inode).rc }) {
-            // Safety: 1.
-            unsafe { domain.retire(inode.cast(), reclaim_inode_full::<K, V>) };
-        }
-    }
-}
-
-/// Drops one counted reference on an INode, like [`release`], but retires it (if that was
-/// the last reference) without starting a scan.
-///
-/// # Safety
-/// As [`release`].
-pub(crate) unsafe fn release_inode_without_scan<K, V>(inode: *mut INode, domain: &Domain) {
-    // Safety: our reference keeps it alive.
-    if drop_ref(unsafe { &(*inode).rc }) {
-        // Safety: the last reference: unreachable, retired once (by us).
-        unsafe { domain.retire_without_scan(inode.cast(), reclaim_inode_full::<K, V>) };
+        unsafe { batch.retire(inode.cast(), INODE_FULL) };
     }
 }
 
@@ -689,37 +1109,41 @@ pub(crate) unsafe fn release_inode_without_scan<K, V>(inode: *mut INode, domain:
 /// reclaimed) if that was the last.
 ///
 /// # Safety
-/// As [`release`], for a main node of this `K` and `V`.
-pub(crate) unsafe fn release_main<K, V>(m: *mut Main, domain: &Domain) {
+/// As [`release`], for a main node.
+pub(crate) unsafe fn release_main(m: *mut Main, batch: &mut Batch<'_>) {
     // Safety: the caller's reference keeps it alive.
     if drop_ref(unsafe { &(*m).rc }) {
         // Safety: the last reference: unreachable, retired once (by us).
-        unsafe { domain.retire(m.cast(), reclaim_main_full::<K, V>) };
+        unsafe { batch.retire(m.cast(), MAIN_FULL) };
     }
 }
 
-/// Releases a leaf that a writer has just unlinked from a never-shared main node (it owned
-/// that main node's reference on the leaf).
+/// Releases an entry that a writer has just unlinked from a never-shared main node (it owned
+/// that main node's reference on it). Nothing for inline entries.
 ///
-/// A count of one is then the writer's own, and nobody can add to it: references are only
-/// added by copies of a main node that holds the leaf, the only such node is the one just
-/// unlinked, and that node was never shared, so every copy of it is a hand-over (no count).
-/// So the common case, a leaf in one generation only, costs a load instead of an atomic
-/// read-modify-write.
+/// A leaf's count of one is then the writer's own, and nobody can add to it: references are
+/// only added by copies of a main node that holds the leaf, the only such node is the one
+/// just unlinked, and that node was never shared, so every copy of it is a hand-over (no
+/// count). So the common case, a leaf in one generation only, costs a load instead of an
+/// atomic read-modify-write.
 ///
 /// # Safety
-/// As [`release`], and the main node unlinked held the leaf as a hand-over chain of
+/// As [`release`], and the main node unlinked held the entry as a hand-over chain of
 /// never-shared main nodes (its generation was its INode's).
-pub(crate) unsafe fn release_unlinked_leaf<K, V>(leaf: *mut Leaf<K, V>, domain: &Domain) {
+pub(crate) unsafe fn release_unlinked_leaf<K, V, T: EntryOps<K, V>>(e: T, batch: &mut Batch<'_>) {
+    if T::INLINE {
+        return;
+    }
+    let leaf = e.leaf();
     // Acquire: pairs with the AcqRel decrement of a holder that let go of the leaf (a
     // snapshot's main node reclaimed meanwhile), so its uses come before ours.
     // Safety: our reference keeps it alive.
-    if unsafe { (*leaf).rc.load(Acquire) } == 1 {
+    if unsafe { (*leaf).rc().load(Acquire) } == 1 {
         // Safety: the last reference, ours: unreachable, retired once.
-        unsafe { domain.retire(leaf.cast(), reclaim_leaf::<K, V>) };
+        unsafe { batch.retire(leaf.cast(), LEAF) };
     } else {
         // Safety: the caller's contract.
-        unsafe { release::<K, V>(Branch::leaf(leaf), domain) };
+        unsafe { release_entry::<K, V, T>(e, batch) };
     }
 }
 
@@ -727,7 +1151,6 @@ pub(crate) unsafe fn release_unlinked_leaf<K, V>(leaf: *mut Leaf<K, V>, domain: 
 enum Item {
     INode(*mut INode),
     Main(*mut Main),
-    Leaf(Branch),
 }
 
 /// Frees what `root` alone keeps alive, without hazard pointers, iteratively (no recursion,
@@ -742,7 +1165,7 @@ enum Item {
 /// 2. No other thread can hold or take a reference or a hazard pointer on any node below
 ///    `root` (the last handle of the last map of its domain is being dropped), so counts can
 ///    be read and written without atomic read-modify-writes.
-pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
+pub(crate) unsafe fn free_tree<K, V, T: EntryOps<K, V>>(root: *mut INode) {
     /// Drops one reference; true when it was the last. 2: no concurrent access.
     fn last(rc: &AtomicUsize) -> bool {
         // Relaxed: exclusive access (2).
@@ -756,7 +1179,7 @@ pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
         match item {
             Item::INode(i) => {
                 // Safety: 1, 2: a counted INode, ours alone now.
-                if last(unsafe { &(*i).rc }) {
+                if last(unsafe { (*i).rc() }) {
                     // Safety: 2; INodes come from `INode::new`.
                     let inode = unsafe { Box::from_raw(i) };
                     stack.push(Item::Main(inode.main.load(Relaxed))); // Relaxed: 2.
@@ -766,29 +1189,26 @@ pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
                 // Safety: 1, 2.
                 let main = unsafe { &*m };
                 if last(&main.rc) {
-                    for &b in main.entries() {
-                        if b.is_none() {
-                        } else if b.is_leaf() {
-                            stack.push(Item::Leaf(b));
-                        } else {
-                            stack.push(Item::INode(b.as_inode()));
+                    let a = main.arrays::<T>();
+                    if !T::INLINE {
+                        for &e in a.data {
+                            let leaf = e.leaf();
+                            // Safety: 1, 2.
+                            if last(unsafe { (*leaf).rc() }) {
+                                // Safety: 2; the last reference; from `Box::into_raw`.
+                                let leaf = unsafe { Box::from_raw(leaf) };
+                                let dropped = std::panic::catch_unwind(
+                                    std::panic::AssertUnwindSafe(|| drop(leaf)),
+                                );
+                                if let Err(p) = dropped {
+                                    panic.get_or_insert(p);
+                                }
+                            }
                         }
                     }
+                    stack.extend(a.nodes.iter().map(|&i| Item::INode(i)));
                     // Safety: 2; no longer referenced.
-                    unsafe { Main::free(m) };
-                }
-            }
-            Item::Leaf(b) => {
-                let leaf = b.as_leaf::<K, V>();
-                // Safety: 1, 2.
-                if last(unsafe { &(*leaf).rc }) {
-                    // Safety: 2; the last reference; leaves come from `Box::into_raw`.
-                    let leaf = unsafe { Box::from_raw(leaf) };
-                    if let Err(p) =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(leaf)))
-                    {
-                        panic.get_or_insert(p);
-                    }
+                    unsafe { Main::free::<T>(m) };
                 }
             }
         }
@@ -804,20 +1224,38 @@ pub(crate) unsafe fn free_tree<K, V>(root: *mut INode) {
 mod tests {
     use super::*;
 
-    /// A collision list's sequence numbers lie after its branches, aligned, inside the
-    /// allocation, on every target (on 32-bit ones a branch is half a sequence number: the
-    /// cross-target suite, scripts/cross/test.sh, runs this under qemu for i686 and armv7).
+    /// The offsets the readers compute (`data_offset`, `nodes_offset`) are the ones `shape`
+    /// allocated with, the arrays are aligned and inside the allocation, for entries of every
+    /// size and alignment the layouts use, on every target (on 32-bit ones a pointer is
+    /// 4 bytes and a `u64` may be 4- or 8-aligned: the cross-target suite,
+    /// scripts/cross/test.sh, runs this under qemu for i686 and armv7; a list there once
+    /// wrote past its allocation).
     #[test]
-    fn list_layout_holds_branches_then_aligned_sequence_numbers() {
-        for len in 0..40 {
-            let (layout, seqs) = Main::layout(Kind::List, len);
-            let branches_end = std::mem::offset_of!(Main, entries) + len * std::mem::size_of::<Branch>();
-            assert!(seqs >= branches_end, "len {len}: sequence numbers overlap the branches");
-            assert_eq!(seqs % std::mem::align_of::<u64>(), 0, "len {len}: misaligned");
-            assert!(seqs + len * 8 <= layout.size(), "len {len}: past the allocation");
-            assert!(layout.align() >= std::mem::align_of::<u64>());
-            let (cnode, _) = Main::layout(Kind::CNode, len);
-            assert!(branches_end <= cnode.size());
+    fn main_node_arrays_are_where_the_readers_look() {
+        fn check<T>() {
+            let name = std::any::type_name::<T>();
+            for ndata in 0..40 {
+                for nnodes in 0..33 {
+                    let s = shape::<T>(ndata, nnodes);
+                    assert_eq!(s.data, Main::data_offset::<T>(), "{name}: entries");
+                    assert_eq!(s.nodes, Main::nodes_offset::<T>(ndata), "{name}: children");
+                    assert!(s.data >= size_of::<Main>(), "{name}: entries overlap the header");
+                    assert_eq!(s.data % align_of::<T>(), 0, "{name}: entries misaligned");
+                    assert!(s.nodes >= s.data + ndata * size_of::<T>(), "{name}: overlap");
+                    assert_eq!(s.nodes % align_of::<*mut INode>(), 0, "{name}: children misaligned");
+                    assert!(s.nodes + nnodes * size_of::<*mut INode>() <= s.layout.size(), "{name}: past the end");
+                    assert!(s.layout.align() >= align_of::<Main>().max(align_of::<T>()));
+                }
+            }
         }
+        check::<u8>();
+        check::<u32>();
+        check::<u64>();
+        check::<(u8, u64)>();
+        check::<(u64, u64, u32)>();
+        check::<*const ()>();
+        #[repr(align(32))]
+        struct Wide([u8; 32]);
+        check::<Wide>();
     }
 }

@@ -7,9 +7,10 @@
 //! reading an INode's main node (to decide a pending GCAS); everything it reaches after that
 //! stays alive as long as the snapshot does, and it never restarts.
 
+use crate::layout::{Layout, Leaves};
 use crate::map::Ref;
-use crate::node::{acquire_ref, fresh_gen, slot, Branch, INode, Kind, Leaf, Main, BITS};
-use crate::raw::{frozen_size, gcas_read, release_tree, Decide, Inner, Release};
+use crate::node::{acquire_ref, fresh_gen, prefetch, slot_bit, EntryOps, INode, Kind, Main, BITS, E};
+use crate::raw::{frozen_size, gcas_read, key_of, release_tree, value_of, Decide, Inner, Release};
 use crate::Hamt;
 use hazard::{Domain, HazardPointer};
 use std::borrow::Borrow;
@@ -42,34 +43,34 @@ use std::sync::Arc;
 /// assert_eq!(snap.get(&1), Some(&"one"));
 /// assert!(snap.get(&2).is_none());
 /// ```
-pub struct Snapshot<K, V, S = RandomState> {
-    inner: Arc<Frozen<K, V, S>>,
+pub struct Snapshot<K, V, S = RandomState, L: Layout<K, V> = Leaves> {
+    inner: Arc<Frozen<K, V, S, L>>,
 }
 
 /// The state behind a snapshot's handles.
-struct Frozen<K, V, S> {
+struct Frozen<K, V, S, L: Layout<K, V>> {
     /// The root INode (one counted reference), frozen.
     root: *mut INode,
     hasher: S,
     domain: Arc<Domain>,
-    _marker: PhantomData<(K, V)>,
+    _marker: PhantomData<(K, V, L)>,
 }
 
 // Safety: as for the map (`raw::Inner`): keys and values are read from any thread holding a
 // handle, and dropped by whichever thread frees them.
-unsafe impl<K: Send + Sync, V: Send + Sync, S: Send> Send for Frozen<K, V, S> {}
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Send, L: Layout<K, V>> Send for Frozen<K, V, S, L> {}
 // Safety: as above; `&Frozen` exposes `&S`.
-unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for Frozen<K, V, S> {}
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync, L: Layout<K, V>> Sync for Frozen<K, V, S, L> {}
 
-impl<K, V, S> Drop for Frozen<K, V, S> {
+impl<K, V, S, L: Layout<K, V>> Drop for Frozen<K, V, S, L> {
     fn drop(&mut self) {
         // Safety: the snapshot's reference on its root, given up once; the last handle is
         // gone, so no reader of this snapshot remains.
-        unsafe { release_tree::<K, V>(self.root, ptr::null_mut(), &self.domain, Release::Last) };
+        unsafe { release_tree::<K, V, L>(self.root, ptr::null_mut(), &self.domain, Release::Last) };
     }
 }
 
-impl<K, V, S> Snapshot<K, V, S> {
+impl<K, V, S, L: Layout<K, V>> Snapshot<K, V, S, L> {
     /// A snapshot of the frozen trie below `root` (whose reference it takes).
     pub(crate) fn new(root: *mut INode, hasher: S, domain: Arc<Domain>) -> Self {
         Snapshot {
@@ -96,7 +97,7 @@ impl<K, V, S> Snapshot<K, V, S> {
         let mut guard = HazardPointer::new(&self.inner.domain);
         let m = self.root_main(&mut guard);
         // Safety: frozen, and kept alive by the snapshot.
-        unsafe { frozen_size(m, &mut guard, &self.inner.domain) }
+        unsafe { frozen_size::<E<K, V, L>>(m, &mut guard, &self.inner.domain) }
     }
 
     /// Whether the snapshot has no entries (its [`len`](Self::len) is 0: a root with
@@ -116,13 +117,13 @@ impl<K, V, S> Snapshot<K, V, S> {
     #[doc(hidden)]
     pub fn depth(&self) -> usize {
         // Safety: the snapshot holds its root for as long as the walk borrows it.
-        let mut walk = unsafe { RawIter::new(self.inner.root, &self.inner.domain) };
-        while walk.next_leaf::<K, V>().is_some() {}
+        let mut walk = unsafe { RawIter::<K, V, L>::new(self.inner.root, &self.inner.domain) };
+        while walk.next_entry().is_some() {}
         walk.deepest
     }
 
     /// An iterator over the entries, in hash order.
-    pub fn iter(&self) -> SnapshotIter<'_, K, V> {
+    pub fn iter(&self) -> SnapshotIter<'_, K, V, L> {
         SnapshotIter {
             // Safety: the snapshot holds its root for as long as the iterator borrows it.
             raw: unsafe { RawIter::new(self.inner.root, &self.inner.domain) },
@@ -132,7 +133,7 @@ impl<K, V, S> Snapshot<K, V, S> {
 
     /// A writable map that starts with this snapshot's contents, in O(1) (see
     /// [`Hamt::snapshot`]). The snapshot is unchanged by its writes.
-    pub fn to_map(&self) -> Hamt<K, V, S>
+    pub fn to_map(&self) -> Hamt<K, V, S, L>
     where
         S: Clone,
     {
@@ -143,7 +144,7 @@ impl<K, V, S> Snapshot<K, V, S> {
         // Safety: alive.
         acquire_ref(unsafe { &(*m).rc }, 2);
         let root = INode::new(m, fresh_gen());
-        Hamt::from_inner(Inner::new_sharing(
+        Hamt::from_inner(Inner::with_root(
             root,
             self.inner.hasher.clone(),
             m,
@@ -152,7 +153,7 @@ impl<K, V, S> Snapshot<K, V, S> {
     }
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher> Snapshot<K, V, S> {
+impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Snapshot<K, V, S, L> {
     /// The value of `key`, if present in the snapshot.
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
@@ -168,39 +169,42 @@ impl<K: Hash + Eq, V, S: BuildHasher> Snapshot<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let inline = <E<K, V, L> as EntryOps<K, V>>::INLINE;
         let hash = self.inner.hasher.hash_one(key);
         let mut guard = HazardPointer::new(&self.inner.domain);
         let mut inode = self.inner.root;
         let mut level = 0;
-        let matches = |b: Branch| {
-            // Safety: frozen and kept alive by the snapshot.
-            let leaf = unsafe { (*b.as_leaf::<K, V>()).entry() };
-            (leaf.hash == hash && leaf.key.borrow() == key).then_some((&leaf.key, &leaf.value))
-        };
         loop {
             // Safety: `inode` is frozen and kept alive by the snapshot.
             let m = unsafe { gcas_read(inode, &mut guard, Decide::Frozen, &self.inner.domain) };
             // Safety: as above.
             let main = unsafe { &*m };
-            match main.kind() {
+            let head = main.head();
+            let a = main.arrays::<E<K, V, L>>();
+            let (from, to) = match head.kind() {
                 Kind::CNode => {
-                    let bit = 1 << slot(hash, level);
-                    if main.bitmap() & bit == 0 {
+                    let bit = slot_bit(hash, level);
+                    if head.nodemap & bit != 0 {
+                        inode = a.nodes[head.child_index(bit)];
+                        level += BITS;
+                        continue;
+                    }
+                    if head.datamap & bit == 0 {
                         return None;
                     }
-                    let b = main.entries()[main.index(bit)];
-                    if b.is_leaf() {
-                        return matches(b);
-                    }
-                    inode = b.as_inode();
-                    level += BITS;
+                    let i = head.data_index(bit);
+                    (i, i + head.run(bit))
                 }
-                Kind::Tomb => {
-                    let b = main.entries()[0];
-                    return if b.is_none() { None } else { matches(b) };
-                }
-                Kind::List => return main.entries().iter().find_map(|&b| matches(b)),
-            }
+                Kind::Tomb | Kind::List => (0, a.data.len()),
+            };
+            return a.data[from..to].iter().find_map(|e| {
+                // Safety: frozen and kept alive by the snapshot.
+                let (k, v) = unsafe { (key_of::<K, V, L>(e), value_of::<K, V, L>(e)) };
+                let hashes_match = inline
+                    // Safety: as above.
+                    || unsafe { <E<K, V, L> as EntryOps<K, V>>::hash(e, &|_| 0) } == hash;
+                (hashes_match && k.borrow() == key).then_some((k, v))
+            });
         }
     }
 
@@ -214,7 +218,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Snapshot<K, V, S> {
     }
 }
 
-impl<K, V, S> Clone for Snapshot<K, V, S> {
+impl<K, V, S, L: Layout<K, V>> Clone for Snapshot<K, V, S, L> {
     /// Another handle on the same snapshot.
     fn clone(&self) -> Self {
         Snapshot {
@@ -223,15 +227,15 @@ impl<K, V, S> Clone for Snapshot<K, V, S> {
     }
 }
 
-impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for Snapshot<K, V, S> {
+impl<K: fmt::Debug, V: fmt::Debug, S, L: Layout<K, V>> fmt::Debug for Snapshot<K, V, S, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<'a, K, V, S> IntoIterator for &'a Snapshot<K, V, S> {
+impl<'a, K, V, S, L: Layout<K, V>> IntoIterator for &'a Snapshot<K, V, S, L> {
     type Item = (&'a K, &'a V);
-    type IntoIter = SnapshotIter<'a, K, V>;
+    type IntoIter = SnapshotIter<'a, K, V, L>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -243,31 +247,19 @@ impl<'a, K, V, S> IntoIterator for &'a Snapshot<K, V, S> {
 /// cache miss that the walk waits for.
 const PREFETCH_DISTANCE: usize = 4;
 
-/// Asks the CPU to start loading the cache line at `p` (a hint: no effect on correctness,
-/// never faults).
-#[inline(always)]
-fn prefetch(p: *const ()) {
-    #[cfg(target_arch = "x86_64")]
-    // Safety: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// A depth-first walk of a frozen trie, in array order (which is hash order: slots are
-/// taken from the hash's lowest bits first, and a CNode's array is in slot order).
-struct RawIter<'d> {
+/// A depth-first walk of a frozen trie: each main node's entries, then its children (in slot
+/// order, so the whole walk follows the hashes' lowest bits first).
+struct RawIter<'d, K, V, L: Layout<K, V>> {
     domain: &'d Domain,
     guard: HazardPointer<'d>,
-    /// The main nodes of the path, each with the next array index to visit.
+    /// The main nodes of the path, each with the next entry, then child, to visit.
     stack: Vec<(*const Main, usize)>,
     /// The longest `stack` so far.
     deepest: usize,
+    _marker: PhantomData<(K, V, L)>,
 }
 
-impl<'d> RawIter<'d> {
+impl<'d, K, V, L: Layout<K, V>> RawIter<'d, K, V, L> {
     /// # Safety
     /// 1. `root` is frozen, and kept alive (with everything below it) for as long as the
     ///    iterator exists.
@@ -280,32 +272,34 @@ impl<'d> RawIter<'d> {
             guard,
             stack: vec![(m, 0)],
             deepest: 1,
+            _marker: PhantomData,
         }
     }
 
-    /// The next leaf (alive as long as the frozen trie is).
-    fn next_leaf<K, V>(&mut self) -> Option<*const Leaf<K, V>> {
+    /// The next entry (alive as long as the frozen trie is) and the main node holding it.
+    fn next_entry(&mut self) -> Option<(*const E<K, V, L>, *const Main)> {
         loop {
             let (m, i) = self.stack.last_mut()?;
+            let m = *m;
             // Safety: frozen and alive (`new`'s contract).
-            let main = unsafe { &**m };
-            let Some(&b) = main.entries().get(*i) else {
+            let a = unsafe { &*m }.arrays::<E<K, V, L>>();
+            if let Some(e) = a.data.get(*i) {
+                *i += 1;
+                if !<E<K, V, L> as EntryOps<K, V>>::INLINE {
+                    if let Some(ahead) = a.data.get(*i + PREFETCH_DISTANCE - 1) {
+                        prefetch(ahead.leaf());
+                    }
+                }
+                return Some((e, m));
+            }
+            let Some(&child) = a.nodes.get(*i - a.data.len()) else {
                 self.stack.pop();
                 continue;
             };
             *i += 1;
-            if let Some(ahead) = main.entries().get(*i + PREFETCH_DISTANCE - 1) {
-                prefetch(ahead.ptr());
-            }
-            if b.is_none() {
-                continue;
-            }
-            if b.is_leaf() {
-                return Some(b.as_leaf::<K, V>());
-            }
             // Safety: as above.
-            let child =
-                unsafe { gcas_read(b.as_inode(), &mut self.guard, Decide::Frozen, self.domain) };
+            let child = unsafe { gcas_read(child, &mut self.guard, Decide::Frozen, self.domain) };
+            prefetch(child);
             self.stack.push((child, 0));
             self.deepest = self.deepest.max(self.stack.len());
         }
@@ -313,35 +307,34 @@ impl<'d> RawIter<'d> {
 }
 
 /// An iterator over a [`Snapshot`]'s entries, yielding `(&K, &V)`.
-pub struct SnapshotIter<'a, K, V> {
-    raw: RawIter<'a>,
+pub struct SnapshotIter<'a, K, V, L: Layout<K, V> = Leaves> {
+    raw: RawIter<'a, K, V, L>,
     _marker: PhantomData<&'a (K, V)>,
 }
 
-impl<'a, K, V> Iterator for SnapshotIter<'a, K, V> {
+impl<'a, K, V, L: Layout<K, V>> Iterator for SnapshotIter<'a, K, V, L> {
     type Item = (&'a K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let leaf = self.raw.next_leaf::<K, V>()?;
-        // Safety: the snapshot, borrowed for 'a, keeps the leaf alive.
-        let leaf = unsafe { (*leaf).entry() };
-        Some((&leaf.key, &leaf.value))
+        let (e, _) = self.raw.next_entry()?;
+        // Safety: the snapshot, borrowed for 'a, keeps the entry alive.
+        Some(unsafe { (key_of::<K, V, L>(e), value_of::<K, V, L>(e)) })
     }
 }
 
-impl<K, V> FusedIterator for SnapshotIter<'_, K, V> {}
+impl<K, V, L: Layout<K, V>> FusedIterator for SnapshotIter<'_, K, V, L> {}
 
 /// An iterator over a [`Hamt`]'s entries as of the call to [`Hamt::iter`], yielding a
 /// [`Ref`] for each.
-pub struct Iter<'a, K, V> {
-    raw: RawIter<'a>,
+pub struct Iter<'a, K, V, L: Layout<K, V> = Leaves> {
+    raw: RawIter<'a, K, V, L>,
     /// The read-only snapshot iterated (one counted reference on its root).
     root: *mut INode,
     domain: &'a Arc<Domain>,
     _marker: PhantomData<&'a (K, V)>,
 }
 
-impl<'a, K, V> Iter<'a, K, V> {
+impl<'a, K, V, L: Layout<K, V>> Iter<'a, K, V, L> {
     /// Iterates the frozen trie below `root` (whose reference it takes).
     pub(crate) fn new(root: *mut INode, domain: &'a Arc<Domain>) -> Self {
         Iter {
@@ -354,25 +347,32 @@ impl<'a, K, V> Iter<'a, K, V> {
     }
 }
 
-impl<'a, K, V> Iterator for Iter<'a, K, V> {
+impl<'a, K, V, L: Layout<K, V>> Iterator for Iter<'a, K, V, L> {
     type Item = Ref<'a, K, V>;
 
     fn next(&mut self) -> Option<Ref<'a, K, V>> {
-        let leaf = self.raw.next_leaf::<K, V>()?;
+        let (e, m) = self.raw.next_entry()?;
         let mut guard = HazardPointer::new(self.domain);
-        // No validation needed: the leaf is alive now (the snapshot holds it), and it can be
-        // retired only after every holder let go, ours included, which happens after this.
-        guard.publish(leaf.cast_mut());
-        Some(Ref::new(guard, leaf))
+        // No validation needed: the entry is alive now (the snapshot holds its leaf, or the
+        // main node holding it), and can be retired only after every holder let go, ours
+        // included, which happens after this.
+        if <E<K, V, L> as EntryOps<K, V>>::INLINE {
+            guard.publish(m.cast_mut());
+        } else {
+            // Safety: alive (see above).
+            guard.publish(unsafe { *e }.leaf());
+        }
+        // Safety: protected from now on (see above).
+        Some(unsafe { Ref::new(guard, key_of::<K, V, L>(e), value_of::<K, V, L>(e)) })
     }
 }
 
-impl<K, V> FusedIterator for Iter<'_, K, V> {}
+impl<K, V, L: Layout<K, V>> FusedIterator for Iter<'_, K, V, L> {}
 
-impl<K, V> Drop for Iter<'_, K, V> {
+impl<K, V, L: Layout<K, V>> Drop for Iter<'_, K, V, L> {
     fn drop(&mut self) {
         // Safety: our reference on the snapshot's root, given up once. Lazily: dropping an
         // iterator should not run user `Drop`s of unrelated entries (nor their panics).
-        unsafe { release_tree::<K, V>(self.root, ptr::null_mut(), self.domain, Release::Lazy) };
+        unsafe { release_tree::<K, V, L>(self.root, ptr::null_mut(), self.domain, Release::Lazy) };
     }
 }

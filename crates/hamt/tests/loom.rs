@@ -434,3 +434,108 @@ fn two_snapshots_against_an_insert() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// Buckets, folding through the parent, and the inline layout
+//
+// A slot holds one entry or a pair (a bucket); a third key with the same slot pushes the
+// pair down into a new INode, and a removal that leaves a CNode below the root with at most
+// two entries and no child makes it a tomb, which the remover folds into the parent it still
+// protects. With A, B and C (slot 1 at the root, slots 0, 1, 2 one level down): {A, B} is a
+// pair at the root; {A, B, C} a child INode; removing one of the three entombs the child.
+
+/// F shares the root slot of A, B and C, and slot 3 one level down.
+const F: u64 = 97;
+
+/// A pair pushed down by a third key while another thread removes one of the pair and a
+/// reader looks up the other: the reader always finds B; the end state is {B, C}; every
+/// value is dropped once.
+#[test]
+fn pair_pushed_down_against_a_removal() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(&[A, B], &drops);
+        let inserter = {
+            let (map, drops) = (map.clone(), drops.clone());
+            thread::spawn(move || {
+                assert!(map.insert(C, Counted(C, drops)).is_none());
+            })
+        };
+        let remover = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert_eq!(map.remove(&A).map(|r| r.0), Some(A));
+            })
+        };
+        assert_eq!(map.get(&B).map(|r| r.0), Some(B), "B is never lost");
+        concurrent_scan(&map);
+        inserter.join().unwrap();
+        remover.join().unwrap();
+        assert_eq!(map_keys(&map), [B, C]);
+        assert_eq!(map.len(), 2);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 3, "every value dropped exactly once");
+    });
+}
+
+/// A removal entombs the child INode of {A, B, C} and folds it into the root (through the
+/// parent the remover still protects), while another thread inserts F into the same subtree:
+/// F lands in the child before the fold, or in the root's pair after it (pushing it down
+/// again). The end state is {A, B, F}; every value is dropped once.
+#[test]
+fn fold_through_the_parent_against_an_insert() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(&[A, B, C], &drops);
+        let inserter = {
+            let (map, drops) = (map.clone(), drops.clone());
+            thread::spawn(move || {
+                assert!(map.insert(F, Counted(F, drops)).is_none());
+            })
+        };
+        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
+        concurrent_scan(&map);
+        inserter.join().unwrap();
+        assert_eq!(map_keys(&map), [A, B, F]);
+        assert_eq!(map.len(), 3);
+        assert!(map.get(&C).is_none());
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 4, "every value dropped exactly once");
+    });
+}
+
+/// The inline layout: a `Ref` to an entry stored in a main node protects that node. A reader
+/// holds a `Ref` to A while a writer replaces A and pushes the pair {A, B} down (inserting C),
+/// and a scan runs: the `Ref` reads A's value of the moment it was taken (the node it points
+/// into is not freed under it: loom checks the node's contents against its free); the map
+/// ends with the new value.
+#[test]
+fn inline_ref_protects_its_main_node() {
+    use concurrent_hamt::Inline;
+    model(|| {
+        let map: Hamt<u64, u64, Identity, Inline> = Hamt::with_layout(Identity);
+        map.insert(A, 10);
+        map.insert(B, 20);
+        let writer = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert_eq!(map.insert(A, 11).map(|r| *r), Some(10));
+                assert!(map.insert(C, 30).is_none());
+            })
+        };
+        let r = map.get(&A).expect("A is present");
+        let seen = *r;
+        assert!(seen == 10 || seen == 11, "read {seen}");
+        if !cfg!(hazard_loom_asymmetric) {
+            map.reclaim(); // concurrent with the writer, while `r` is held
+        }
+        assert_eq!(*r, seen, "a Ref never changes");
+        writer.join().unwrap();
+        assert_eq!(*r, seen);
+        drop(r);
+        map.reclaim();
+        assert_eq!(map.get(&A).map(|r| *r), Some(11));
+        assert_eq!(map.get(&C).map(|r| *r), Some(30));
+        assert_eq!(map.len(), 3);
+    });
+}

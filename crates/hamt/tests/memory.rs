@@ -1569,3 +1569,355 @@ fn a_million_entries_inserted_then_cleared_return_their_memory() {
     drop(map);
     m.assert_all_freed("after dropping the map");
 }
+
+// ---------------------------------------------------------------------------------------
+// (h): the inline layout (entries stored in the trie's nodes, `Hamt<_, _, _, Inline>`)
+//
+// The tests above use the default layout (entries in leaves). These run the same checks on
+// maps whose entries are copied bit for bit with their nodes: everything is freed, removal
+// and `clear` bring memory back to the empty map's, huge and deep maps and snapshots drop on
+// a small stack. (Keys and values of the inline layout have no drop glue, so there is no
+// drop count to check: `Plain` types cannot count their drops.)
+
+use concurrent_hamt::Inline;
+use std::hash::RandomState;
+
+type InlineMap<K, V, S = RandomState> = Hamt<K, V, S, Inline>;
+
+/// (a) for the inline layout.
+#[test]
+fn inline_dropping_every_clone_frees_everything() {
+    let m = Measure::start(4);
+    let map: InlineMap<u64, [u64; 3]> = Hamt::default();
+    let clones: Vec<_> = (0..3).map(|_| map.clone()).collect();
+    thread::scope(|s| {
+        let handles = clones
+            .iter()
+            .enumerate()
+            .map(|(t, clone)| {
+                spawn(s, move || {
+                    for i in 0..20_000u64 {
+                        let k = i * 4 + t as u64;
+                        clone.insert(k, [k; 3]);
+                        if i % 3 == 0 {
+                            assert_eq!(clone.remove(&k).map(|v| v[0]), Some(k));
+                        }
+                        if i % 5 == 0 {
+                            drop(clone.insert(k, [k + 1; 3]));
+                        }
+                        if i % 7 == 0 {
+                            drop(clone.update(k, |v| v.map(|v| [v[0], v[1] + 1, v[2]])));
+                        }
+                    }
+                })
+            })
+            .collect();
+        join_all(handles);
+    });
+    assert!(m.above().0 > 0, "the map holds memory");
+    drop(map);
+    assert!(m.above().0 > 0, "the clones keep the map alive");
+    assert!(!clones[0].is_empty());
+    drop(clones);
+    m.assert_all_freed("inline: after dropping every handle");
+}
+
+/// (b) for the inline layout.
+#[test]
+fn inline_removing_every_key_returns_to_an_empty_map() {
+    let m = Measure::start(1);
+    let map: InlineMap<u64, (u32, u64)> = Hamt::default();
+    let fresh = m.above();
+    map.insert(u64::MAX, (1, 1));
+    drop(map.remove(&u64::MAX));
+    map.reclaim();
+    let empty = m.above();
+    assert!(
+        empty.0 - fresh.0 <= 4096,
+        "the per-thread overhead of a used empty map is small: fresh {fresh:?}, used {empty:?}"
+    );
+    for round in 0..3 {
+        for k in 0..100_000 {
+            map.insert(k, (k as u32, k));
+        }
+        assert!(m.above().0 > empty.0 + 100_000 * 8);
+        for k in 0..100_000 {
+            assert_eq!(map.remove(&k).map(|v| v.1), Some(k));
+        }
+        assert!(map.is_empty());
+        map.reclaim();
+        assert_eq!(map.stats().pending, 0);
+        assert_eq!(
+            m.above(),
+            empty,
+            "inline, round {round}: after removing every key, (bytes, blocks) differ from an \
+             empty map"
+        );
+    }
+    drop(map);
+    m.assert_all_freed("inline: after dropping the map");
+}
+
+/// (c) for the inline layout: four threads of mixed operations, then the map emptied by
+/// removing every key or with `clear`, three times; memory back to the empty map's each time.
+fn inline_concurrent_phases(use_clear: bool) {
+    let m = Measure::start(WORKERS);
+    let map: InlineMap<u64, [u64; 4]> = Hamt::default();
+    let barrier = Barrier::new(WORKERS + 1);
+    const PHASES: usize = 3;
+    let results: Vec<(isize, isize)> = thread::scope(|s| {
+        let handles: Vec<_> = (0..WORKERS)
+            .map(|t| {
+                let (map, barrier) = (&map, &barrier);
+                spawn(s, move || {
+                    let mut rng = common::Rng::new(131 + t as u64);
+                    map.insert(1_000_000 + t as u64, [0; 4]);
+                    drop(map.remove(&(1_000_000 + t as u64)));
+                    barrier.wait();
+                    for _ in 0..PHASES {
+                        barrier.wait();
+                        for i in 0..15_000 {
+                            let k = rng.below(4_000);
+                            match rng.below(6) {
+                                0 | 1 => drop(map.insert(k, [k; 4])),
+                                2 => drop(map.remove(&k)),
+                                3 => drop(map.update(k, |v| v.map(|v| [v[0] + 1; 4]))),
+                                4 => drop(map.remove_if(&k, |v| v[0] % 2 == 0)),
+                                _ => {
+                                    if let Some(e) = map.get(&k) {
+                                        assert!(e.iter().all(|&x| x == e[0]));
+                                    }
+                                    if i % 1_000 == 0 {
+                                        assert!(map.iter().count() <= 4_000);
+                                    }
+                                }
+                            }
+                        }
+                        barrier.wait();
+                        barrier.wait();
+                    }
+                })
+            })
+            .collect();
+        map.insert(u64::MAX, [0; 4]);
+        drop(map.remove(&u64::MAX));
+        barrier.wait();
+        let mut results = Vec::with_capacity(PHASES + 1);
+        map.reclaim();
+        results.push(m.above());
+        for _ in 0..PHASES {
+            barrier.wait();
+            barrier.wait();
+            assert!(!map.is_empty());
+            if use_clear {
+                map.clear();
+            } else {
+                let keys: Vec<u64> = map.iter().map(|e| *e.key()).collect();
+                for k in keys {
+                    assert!(map.remove(&k).is_some());
+                }
+            }
+            assert!(map.is_empty());
+            assert_eq!(map.iter().count(), 0);
+            map.reclaim();
+            assert_eq!(map.stats().pending, 0);
+            results.push(m.above());
+            barrier.wait();
+        }
+        join_all(handles);
+        results
+    });
+    for (phase, after) in results[1..].iter().enumerate() {
+        assert_eq!(
+            *after, results[0],
+            "inline, phase {phase} (clear: {use_clear}): (bytes, blocks) differ from the empty \
+             map's"
+        );
+    }
+    drop(results);
+    drop(map);
+    m.assert_all_freed("inline: concurrent phases");
+}
+
+#[test]
+fn inline_concurrent_mixed_operations_then_remove_all() {
+    inline_concurrent_phases(false);
+}
+
+#[test]
+fn inline_concurrent_mixed_operations_then_clear() {
+    inline_concurrent_phases(true);
+}
+
+/// (d) for the inline layout.
+#[test]
+fn inline_dropping_huge_and_deep_maps_does_not_recurse() {
+    let m = Measure::start(1);
+    thread::scope(|s| {
+        let handle = thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn_scoped(s, || {
+                track_this_thread(true);
+                let map: InlineMap<u64, u64> = Hamt::default();
+                for k in 0..1_000_000 {
+                    map.insert(k, k);
+                }
+                assert_eq!(map.len(), 1_000_000);
+                drop(map);
+
+                let deep: InlineMap<u64, u64, Masked> = Hamt::with_layout(Masked::LOW_BITS);
+                for k in 0..50_000u64 {
+                    deep.insert(k, k);
+                }
+                assert_eq!(deep.len(), 50_000);
+                let deep2 = deep.clone();
+                deep.clear();
+                deep.reclaim();
+                for k in 0..50_000u64 {
+                    deep.insert(k, k);
+                }
+                drop(deep);
+                drop(deep2);
+
+                let list: InlineMap<u64, u64, Masked> = Hamt::with_layout(Masked::CONSTANT);
+                for k in 0..10_000u64 {
+                    list.insert(k, k);
+                }
+                assert_eq!(list.get(&1234).map(|e| *e), Some(1234));
+                drop(list);
+            })
+            .unwrap();
+        join_all(vec![handle]);
+    });
+    m.assert_all_freed("inline: after dropping the huge and deep maps");
+}
+
+/// (f) for the inline layout: snapshots taken, written and dropped while threads write.
+#[test]
+fn inline_snapshots_taken_and_dropped_during_writes_free_everything() {
+    const KEYS: u64 = 4_000;
+    let m = Measure::start(4);
+    let map: InlineMap<u64, (u64, u64)> = Hamt::default();
+    for k in 0..KEYS / 2 {
+        map.insert(k, (k, 0));
+    }
+    let stop = AtomicBool::new(false);
+    let takers_done = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let mut handles = Vec::new();
+        for w in 0..2u64 {
+            let (map, stop) = (&map, &stop);
+            handles.push(spawn(s, move || {
+                let mut rng = common::Rng::new(0x6_0000 + w);
+                let mut ops = 0;
+                while ops < 20_000 || !stop.load(Acquire) {
+                    ops += 1;
+                    let k = rng.below(KEYS);
+                    match rng.below(4) {
+                        0 => drop(map.insert(k, (k, ops))),
+                        1 => drop(map.remove(&k)),
+                        2 => drop(map.update(k, |v| v.map(|v| (v.0, v.1 + 1)))),
+                        _ => drop(map.insert_if_absent(k, (k, 0))),
+                    }
+                }
+            }));
+        }
+        for t in 0..2u64 {
+            let (map, stop, takers_done) = (&map, &stop, &takers_done);
+            handles.push(spawn(s, move || {
+                let _done = common::OnDrop(|| {
+                    if takers_done.fetch_add(1, AcqRel) + 1 == 2 {
+                        stop.store(true, Release);
+                    }
+                });
+                let mut kept = std::collections::VecDeque::new();
+                for i in 0..300u64 {
+                    let frozen = map.read_only_snapshot();
+                    assert_eq!(frozen.iter().count(), frozen.len());
+                    assert!(frozen.iter().all(|(k, v)| v.0 == *k));
+                    let copy = map.snapshot();
+                    if i % 2 == 0 {
+                        for k in 0..50 {
+                            let k = KEYS + t * 1_000 + k;
+                            drop(copy.insert(k, (k, 1)));
+                        }
+                        for k in (0..KEYS).step_by(97) {
+                            drop(copy.remove(&k));
+                        }
+                        assert!(copy.read_only_snapshot().len() >= 50);
+                    }
+                    if i % 5 == 0 {
+                        let back = frozen.to_map();
+                        drop(back.insert(0, (0, 7)));
+                        drop(back.remove(&1));
+                        kept.push_back((Some(frozen), back));
+                    } else if i % 3 == 0 {
+                        kept.push_back((Some(frozen), copy));
+                    } else {
+                        kept.push_back((None, copy));
+                    }
+                    if kept.len() > 4 {
+                        drop(kept.pop_front());
+                    }
+                }
+                drop(kept);
+            }));
+        }
+        join_all(handles);
+    });
+    assert!(m.above().0 > 0, "the map holds memory");
+    map.reclaim();
+    drop(map);
+    m.assert_all_freed("inline: after dropping the map and every snapshot");
+}
+
+/// (f) for the inline layout: dropping huge and deep snapshots on a small stack.
+#[test]
+fn inline_dropping_huge_snapshots_does_not_recurse() {
+    let m = Measure::start(1);
+    thread::scope(|s| {
+        let handle = thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn_scoped(s, || {
+                track_this_thread(true);
+                let map: InlineMap<u64, u64> = Hamt::default();
+                for k in 0..1_000_000 {
+                    map.insert(k, k);
+                }
+                let frozen = map.read_only_snapshot();
+                let copy = map.snapshot();
+                for k in (0..1_000_000).step_by(3) {
+                    drop(map.remove(&k));
+                }
+                for k in (1..1_000_000).step_by(3) {
+                    drop(copy.insert(k, k + 1));
+                }
+                assert_eq!(frozen.len(), 1_000_000);
+                drop(frozen);
+                drop(copy);
+                map.reclaim();
+                let last = map.read_only_snapshot();
+                let back = last.to_map();
+                drop(map);
+                assert_eq!(last.get(&2), Some(&2));
+                drop(last);
+                assert_eq!(back.len(), 1_000_000 - 333_334);
+                drop(back);
+
+                let map: InlineMap<u64, u64, Masked> = Hamt::with_layout(Masked::LOW_BITS);
+                for k in 0..50_000u64 {
+                    map.insert(k, k);
+                }
+                let frozen = map.read_only_snapshot();
+                let copy = map.snapshot();
+                map.clear();
+                drop(map);
+                drop(copy);
+                assert_eq!(frozen.len(), 50_000);
+                drop(frozen);
+            })
+            .unwrap();
+        join_all(vec![handle]);
+    });
+    m.assert_all_freed("inline: after dropping the huge snapshots");
+}

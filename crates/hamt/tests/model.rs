@@ -22,7 +22,8 @@
 mod common;
 
 use common::{Masked, Rng};
-use concurrent_hamt::Hamt;
+use concurrent_hamt::layout::Layout;
+use concurrent_hamt::{Hamt, Inline, Leaves};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -64,11 +65,12 @@ impl std::fmt::Display for Ctx<'_> {
 }
 
 /// The map's contents through `iter`, checking that no key is yielded twice.
-fn contents<K, V, S>(map: &Hamt<K, V, S>, ctx: Ctx) -> HashMap<K, V>
+fn contents<K, V, S, L>(map: &Hamt<K, V, S, L>, ctx: Ctx) -> HashMap<K, V>
 where
     K: Hash + Eq + Clone + Debug,
     V: Clone,
     S: BuildHasher,
+    L: Layout<K, V>,
 {
     let mut out = HashMap::new();
     for entry in map.iter() {
@@ -78,10 +80,11 @@ where
     out
 }
 
-fn check_contents<K, S>(map: &Hamt<K, u64, S>, model: &HashMap<K, u64>, ctx: Ctx)
+fn check_contents<K, S, L>(map: &Hamt<K, u64, S, L>, model: &HashMap<K, u64>, ctx: Ctx)
 where
     K: Hash + Eq + Clone + Debug,
     S: BuildHasher,
+    L: Layout<K, u64>,
 {
     assert_eq!(map.len(), model.len(), "{ctx}: len");
     assert_eq!(map.is_empty(), model.is_empty(), "{ctx}: is_empty");
@@ -101,14 +104,15 @@ where
 
 /// One random sequence. Keys are `key(i)` for `i < keys`; values are small so that
 /// `compare_exchange` guesses right often.
-fn run_sequence<K, S>(name: &str, hasher: S, seed: u64, keys: u64, key: impl Fn(u64) -> K)
+fn run_sequence<K, S, L>(name: &str, hasher: S, seed: u64, keys: u64, key: impl Fn(u64) -> K)
 where
     K: Hash + Eq + Clone + Debug,
     S: BuildHasher,
+    L: Layout<K, u64>,
 {
     let mut rng = Rng::new(seed);
     let mut model: HashMap<K, u64> = HashMap::new();
-    let mut handles: Vec<Hamt<K, u64, S>> = vec![Hamt::with_hasher(hasher)];
+    let mut handles: Vec<Hamt<K, u64, S, L>> = vec![Hamt::with_layout(hasher)];
     let mut ctx = Ctx {
         hasher: name,
         seed,
@@ -334,10 +338,27 @@ fn all_seeds<S: BuildHasher>(name: &str, hasher: impl Fn() -> S) {
     };
     for seed in seeds {
         for keys in [24, 300] {
-            run_sequence(name, hasher(), seed, keys, |i| i);
+            run_sequence::<_, _, Leaves>(name, hasher(), seed, keys, |i| i);
         }
         // String keys: a heap-allocated key type (its seed is `seed ^ 0x5157`).
-        run_sequence(name, hasher(), seed ^ 0x5157, 64, |i| format!("key-{i}"));
+        run_sequence::<_, _, Leaves>(name, hasher(), seed ^ 0x5157, 64, |i| format!("key-{i}"));
+    }
+}
+
+/// Every seed, for the inline layout (entries copied bit for bit with their nodes): `u64`
+/// keys, dense and sparse, and `(u32, u16)` keys (a tuple, with padding).
+fn all_seeds_inline<S: BuildHasher>(name: &str, hasher: impl Fn() -> S) {
+    let seeds = match std::env::var("MODEL_SEED") {
+        Ok(s) => vec![s.parse().expect("MODEL_SEED is a u64")],
+        Err(_) => SEEDS.to_vec(),
+    };
+    for seed in seeds {
+        for keys in [24, 300] {
+            run_sequence::<_, _, Inline>(name, hasher(), seed, keys, |i| i);
+        }
+        run_sequence::<_, _, Inline>(name, hasher(), seed ^ 0x1d1e, 64, |i| {
+            (i as u32, (i % 7) as u16)
+        });
     }
 }
 
@@ -476,4 +497,29 @@ fn iter_yields_each_entry_once() {
             assert_eq!(keys.len(), model.len(), "{ctx}");
         }
     }
+}
+
+#[test]
+fn inline_sip_hash() {
+    all_seeds_inline("inline, SipHash", RandomState::new);
+}
+
+#[test]
+fn inline_constant_hash() {
+    all_seeds_inline("inline, constant", || Masked::CONSTANT);
+}
+
+#[test]
+fn inline_low_bits_only_hash() {
+    all_seeds_inline("inline, low 8 bits", || Masked::LOW_BITS);
+}
+
+#[test]
+fn inline_top_levels_collide() {
+    all_seeds_inline("inline, low 30 bits constant", || Masked::TOP_LEVELS_COLLIDE);
+}
+
+#[test]
+fn inline_last_level_only() {
+    all_seeds_inline("inline, top 4 bits only", || Masked::LAST_LEVEL_ONLY);
 }

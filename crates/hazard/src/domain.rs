@@ -1,8 +1,31 @@
-//! The reclaimer side: retired lists, scans and statistics.
+//! The reclaimer side: retired lists, batches, scans and statistics.
+//!
+//! # Retired objects are linked through themselves
+//!
+//! An object retired with [`Batch::retire`] starts with a [`Link`], a word that the domain
+//! uses, once the object is retired, to chain it into a list: no record is allocated per
+//! retire. The word holds the next object's address and, in its three low bits, the object's
+//! *kind* (objects are at least 8-aligned), which tells the domain's [`Reclaimer`] how to free
+//! it. (Before retirement the word is the owner's: the trie keeps reference counts in it.)
+//! [`Domain::retire`] (any pointer, any function) allocates a small record that is itself such
+//! an object, of the reserved kind [`BOXED`].
+//!
+//! # Batches: no atomic read-modify-write per retire
+//!
+//! A [`Batch`] is a chain built by one thread with plain (Relaxed) stores to the retired
+//! objects' links, usually on the stack of one data-structure operation. Flushing it is one
+//! CAS that pushes the whole chain onto the thread's list in the domain (one lock-free stack
+//! per thread index, which any scan may take). A batch is flushed when it is dropped, so an
+//! operation leaves nothing in thread-owned storage when it returns: whatever it retired is
+//! visible to every thread's scan (and to [`Domain::reclaim`]) from then on, and a map's
+//! memory never depends on what other threads do or did. Dropping the domain frees what its
+//! lists hold; there are no thread-local lists to adopt at thread exit: an exited thread's list
+//! stays in the domain under its index, and the next scan (or the next owner of the index, or
+//! the domain's drop) takes it. That is the hand-off.
 
 use crate::fence;
-use crate::registry::{registry, with_local};
-use crate::sync::{thread_local, AtomicPtr, AtomicU64, LOOM};
+use crate::registry::{local_block, registry};
+use crate::sync::{thread_local, AtomicPtr, AtomicU64, AtomicUsize, LOOM};
 use crossbeam_utils::CachePadded;
 use std::any::Any;
 use std::cell::Cell;
@@ -23,6 +46,13 @@ const BASE: usize = 4;
 /// (Under loom, which runs at most a handful of threads, three: every segment a scan visits
 /// is one more atomic load for the model checker to interleave.)
 const SEGMENTS: usize = if LOOM { 3 } else { 28 };
+
+/// Kinds a [`Reclaimer`] may be given: `0..LINK_KINDS`.
+pub const LINK_KINDS: usize = 7;
+/// The kind of the records that [`Domain::retire`] allocates (reclaimed by the domain itself).
+const BOXED: usize = 7;
+/// The low bits of a retired link's word: its object's kind.
+const KIND_MASK: usize = 7;
 
 thread_local! {
     /// Whether this thread is inside [`Domain::scan`] (of any domain). (Not `const`-initialised:
@@ -48,24 +78,82 @@ impl Drop for ScanGuard {
     }
 }
 
-/// An object waiting for reclamation.
-struct Retired {
-    ptr: *mut (),
-    reclaim: unsafe fn(*mut (), &Domain),
-    /// Written before the node is published by a Release CAS; read by the thread that took
-    /// the list with an Acquire swap.
-    next: *mut Retired,
+/// The first word of an object that can be retired without an allocation
+/// ([`Batch::retire`]).
+///
+/// Until the object is retired, the word is its owner's to use as an atomic counter (through
+/// [`word`](Self::word)); from the retire on, it belongs to the domain, which stores in it the
+/// next retired object's address and the object's kind. `align(8)` leaves three low bits for
+/// the kind, on 32-bit targets too.
+#[repr(C, align(8))]
+pub struct Link(AtomicUsize);
+
+impl Link {
+    /// A link whose word starts at `word`.
+    pub fn new(word: usize) -> Self {
+        Link(AtomicUsize::new(word))
+    }
+
+    /// The word, for the owner's use before the object is retired.
+    #[inline(always)]
+    pub fn word(&self) -> &AtomicUsize {
+        &self.0
+    }
+
+    /// Sets the retired object's chain word: `next` (a link or null) and `kind`.
+    ///
+    /// # Safety
+    /// 1. `link` is a retired object's link owned by the caller (its batch, or a list the
+    ///    caller took), and the object is alive.
+    #[inline(always)]
+    unsafe fn chain(link: *mut Link, next: *mut Link, kind: usize) {
+        // Relaxed: the chain is private to its owner; it is published to a scanner by the
+        // Release CAS of `RetiredList::push`, and taken with an Acquire swap.
+        // Safety: 1.
+        unsafe { (*link).0.store(next as usize | kind, Relaxed) };
+    }
+
+    /// A retired object's chain word: (next link, kind).
+    ///
+    /// # Safety
+    /// As [`chain`](Self::chain).
+    #[inline(always)]
+    unsafe fn unchain(link: *mut Link) -> (*mut Link, usize) {
+        // Relaxed: as in `chain`. Safety: 1.
+        let word = unsafe { (*link).0.load(Relaxed) };
+        ((word & !KIND_MASK) as *mut Link, word & KIND_MASK)
+    }
 }
 
-/// One thread index's retired list in one domain: a lock-free stack. Its owner pushes; any
-/// scanning thread may take the whole list.
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Link").field(&self.0.load(Relaxed)).finish()
+    }
+}
+
+/// How a domain frees the objects retired with [`Batch::retire`]: called once per object,
+/// with its link and the kind it was retired with, on whichever thread scans (or drops the
+/// domain). Objects that freeing it releases in turn are retired into `batch` (they are
+/// queued for a later scan, never reclaimed recursively).
+pub type Reclaimer = unsafe fn(link: *mut Link, kind: usize, batch: &mut Batch<'_>);
+
+/// The record [`Domain::retire`] allocates: an object of kind [`BOXED`].
+#[repr(C)]
+struct Boxed {
+    link: Link,
+    ptr: *mut (),
+    reclaim: unsafe fn(*mut (), &Domain),
+}
+
+/// One thread index's retired list in one domain: a lock-free stack of links. Its owner
+/// pushes (one batch at a time); any scanning thread may take the whole list.
 ///
 /// Its length is `retired - reclaimed` (objects in the list or being scanned from it), so the
-/// owner's retire path does one atomic read-modify-write (the push) and plain loads and
-/// stores for the rest.
+/// owner's flush does one atomic read-modify-write (the push) and plain loads and stores for
+/// the rest.
 #[derive(Default)]
 struct RetiredList {
-    head: AtomicPtr<Retired>,
+    head: AtomicPtr<Link>,
     /// Objects ever retired here. Written only by the thread that owns this list's index
     /// (ownership passes between threads through the registry's Release/Acquire hand-off),
     /// except for the orphans' list, which every writer updates with an RMW.
@@ -82,21 +170,22 @@ impl RetiredList {
         let retired = self.retired.load(Relaxed);
         retired.saturating_sub(self.reclaimed.load(Relaxed))
     }
-}
 
-impl RetiredList {
-    /// Pushes the chain `first..=last` (linked through `next`).
+    /// Pushes the chain `first..=last` (linked through their words).
     ///
     /// # Safety
-    /// 1. `first..=last` is a valid chain of `Retired` nodes owned by the caller.
-    unsafe fn push(&self, first: *mut Retired, last: *mut Retired) {
+    /// 1. `first..=last` is a valid chain of retired objects owned by the caller.
+    unsafe fn push(&self, first: *mut Link, last: *mut Link) {
+        // Safety: 1.
+        let (_, last_kind) = unsafe { Link::unchain(last) };
         // Relaxed: a first guess for the CAS below, which publishes with Release.
         let mut head = self.head.load(Relaxed);
         loop {
             // Safety: 1. `last` is owned by the caller and not yet published.
-            unsafe { (*last).next = head };
-            // Release: publishes the nodes (and everything this thread did before retiring
-            // them, including the unlinking) to the scanner's Acquire swap in `take`.
+            unsafe { Link::chain(last, head, last_kind) };
+            // Release: publishes the chain (its words, and everything this thread did before
+            // retiring the objects, including unlinking them) to the scanner's Acquire swap
+            // in `take`.
             match self
                 .head
                 .compare_exchange_weak(head, first, Release, Relaxed)
@@ -107,7 +196,7 @@ impl RetiredList {
         }
     }
 
-    fn take(&self) -> *mut Retired {
+    fn take(&self) -> *mut Link {
         // Relaxed: a hint that skips the RMW on an empty list; an object pushed meanwhile
         // waits for the next scan.
         if self.head.load(Relaxed).is_null() {
@@ -115,6 +204,158 @@ impl RetiredList {
         }
         // Acquire: pairs with the Release CAS in `push`.
         self.head.swap(ptr::null_mut(), Acquire)
+    }
+}
+
+/// Objects retired by one thread, not yet handed to the domain: a chain built with plain
+/// stores, pushed onto the thread's list with one CAS by [`flush`](Self::flush) (or when
+/// the batch is dropped). See the module documentation.
+///
+/// ```
+/// use hazard::{Batch, Domain, Link};
+///
+/// #[repr(C)]
+/// struct Node { link: Link, value: u64 }
+///
+/// // Safety: called once per retired `Node`, which came from `Box::into_raw`.
+/// unsafe fn reclaim(link: *mut Link, _kind: usize, _: &mut Batch<'_>) {
+///     drop(unsafe { Box::from_raw(link.cast::<Node>()) });
+/// }
+///
+/// let domain = Domain::new().with_reclaimer(reclaim);
+/// let mut batch = Batch::new(&domain);
+/// for value in 0..3 {
+///     let node = Box::into_raw(Box::new(Node { link: Link::new(0), value }));
+///     // Safety: never shared; retired once; `Node` starts with its link.
+///     unsafe { batch.retire(node.cast(), 0) };
+/// }
+/// assert_eq!(domain.stats().pending, 0, "not flushed yet");
+/// drop(batch);
+/// assert_eq!(domain.stats().pending, 3);
+/// assert_eq!(domain.reclaim(), 3);
+/// ```
+pub struct Batch<'d> {
+    domain: &'d Domain,
+    /// The chain's first link (null when empty) and last.
+    first: *mut Link,
+    last: *mut Link,
+    len: u64,
+}
+
+impl<'d> Batch<'d> {
+    /// An empty batch for `domain`.
+    #[inline]
+    pub fn new(domain: &'d Domain) -> Self {
+        Batch {
+            domain,
+            first: ptr::null_mut(),
+            last: ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    /// The domain this batch retires into.
+    #[inline]
+    pub fn domain(&self) -> &'d Domain {
+        self.domain
+    }
+
+    /// Adds the object starting at `link` to the batch: once flushed, the domain's
+    /// [`Reclaimer`] frees it (called with `kind`) when no hazard pointer protects it. Plain
+    /// stores only.
+    ///
+    /// # Safety
+    /// 1. As [`Domain::retire`]'s requirements 1, 2 and 4, for the object whose address is
+    ///    `link` (the link is the object's first field, and readers protect that address).
+    /// 2. The domain has a reclaimer ([`Domain::with_reclaimer`]) that frees such an object
+    ///    when given `kind`, once, on any thread (so what it drops must be `Send`), and
+    ///    `kind < LINK_KINDS`.
+    #[inline]
+    pub unsafe fn retire(&mut self, link: *mut Link, kind: usize) {
+        debug_assert!(kind < LINK_KINDS, "kind {kind} out of range");
+        // Safety: 1. retired now, so the word is ours.
+        unsafe { Link::chain(link, self.first, kind) };
+        if self.first.is_null() {
+            self.last = link;
+        }
+        self.first = link;
+        self.len += 1;
+    }
+
+    /// Retires a record for `ptr` (as [`Domain::retire`], without pushing yet).
+    ///
+    /// # Safety
+    /// As [`Domain::retire`].
+    unsafe fn retire_boxed(&mut self, ptr: *mut (), reclaim: unsafe fn(*mut (), &Domain)) {
+        let record = Box::into_raw(Box::new(Boxed {
+            link: Link::new(0),
+            ptr,
+            reclaim,
+        }));
+        // Safety: the record is fresh and ours; it starts with its link; `BOXED` records are
+        // reclaimed by the domain itself.
+        unsafe { Link::chain(record.cast(), self.first, BOXED) };
+        if self.first.is_null() {
+            self.last = record.cast();
+        }
+        self.first = record.cast();
+        self.len += 1;
+    }
+
+    /// Objects in the batch.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Hands the batch to the domain (one CAS), then scans if this thread's list reached the
+    /// threshold (and this thread is not already scanning).
+    #[inline]
+    pub fn flush(&mut self) {
+        if !self.first.is_null() {
+            self.push(true);
+        }
+    }
+
+    /// Hands the batch to the domain without ever scanning.
+    #[inline]
+    pub fn flush_without_scan(&mut self) {
+        if !self.first.is_null() {
+            self.push(false);
+        }
+    }
+
+    fn push(&mut self, may_scan: bool) {
+        let (first, last, len) = (self.first, self.last, self.len);
+        self.first = ptr::null_mut();
+        self.last = ptr::null_mut();
+        self.len = 0;
+        // Counted before the push, so that a scan that takes and frees the objects at once
+        // never sees more reclaimed than retired.
+        let list = self.domain.count_retired(len);
+        // Safety: the chain is ours (built by `retire`), linked first..=last.
+        unsafe { list.push(first, last) };
+        if may_scan && list.len() >= self.domain.threshold() as u64 && !SCANNING.with(Cell::get)
+        {
+            self.domain.scan();
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch").field("len", &self.len).finish()
     }
 }
 
@@ -131,6 +372,8 @@ pub struct Domain {
     asymmetric: bool,
     /// The least scan threshold (see [`RETIRE_THRESHOLD_MIN`]).
     threshold_min: usize,
+    /// Frees the objects retired with [`Batch::retire`].
+    reclaimer: Option<Reclaimer>,
 }
 
 /// A snapshot of a domain's counters, from [`Domain::stats`].
@@ -183,6 +426,7 @@ impl Domain {
             orphans: CachePadded::new(RetiredList::default()),
             asymmetric,
             threshold_min: RETIRE_THRESHOLD_MIN,
+            reclaimer: None,
         }
     }
 
@@ -196,6 +440,12 @@ impl Domain {
         let mut domain = Self::new();
         domain.threshold_min = min.max(1);
         domain
+    }
+
+    /// This domain, freeing the objects retired with [`Batch::retire`] with `reclaimer`.
+    pub fn with_reclaimer(mut self, reclaimer: Reclaimer) -> Self {
+        self.reclaimer = Some(reclaimer);
+        self
     }
 
     /// Whether this domain's readers rely on the reclaimer's `membarrier`.
@@ -258,8 +508,27 @@ impl Domain {
         }
     }
 
+    /// Counts `n` objects about to be pushed by this thread; returns its list.
+    fn count_retired(&self, n: u64) -> &RetiredList {
+        match local_block() {
+            Some(block) => {
+                let list = self.list(block.index);
+                // Relaxed load and store, no RMW: only this thread writes its list's `retired`
+                // (see `RetiredList`); scans read it as a statistic and a heuristic.
+                list.retired.store(list.retired.load(Relaxed) + n, Relaxed);
+                list
+            }
+            None => {
+                // Relaxed: a statistic; several threads may retire here at once.
+                self.orphans.retired.fetch_add(n, Relaxed);
+                &self.orphans
+            }
+        }
+    }
+
     /// Hands `ptr` to the domain: `reclaim(ptr, domain)` runs once no hazard pointer
-    /// protects it (on whichever thread scans), or when the domain is dropped.
+    /// protects it (on whichever thread scans), or when the domain is dropped. Allocates a
+    /// small record (for many objects, [`Batch::retire`] links them through themselves).
     ///
     /// `reclaim` may itself retire further objects into the same domain (to release children
     /// of a reclaimed node, say): they are queued, not reclaimed recursively.
@@ -272,11 +541,10 @@ impl Domain {
     ///    domain that protected `ptr` has moved on (so what it drops must be `Send`).
     /// 4. Readers protect `ptr` only through guards of this domain.
     pub unsafe fn retire(&self, ptr: *mut (), reclaim: unsafe fn(*mut (), &Domain)) {
+        let mut batch = Batch::new(self);
         // Safety: our caller's contract.
-        let list = unsafe { self.push_retired(ptr, reclaim) };
-        if list.len() >= self.threshold() as u64 && !SCANNING.with(Cell::get) {
-            self.scan();
-        }
+        unsafe { batch.retire_boxed(ptr, reclaim) };
+        batch.flush();
     }
 
     /// Like [`retire`](Self::retire), but never scans: the object waits for the next scan
@@ -287,43 +555,10 @@ impl Domain {
     /// # Safety
     /// As [`retire`](Self::retire).
     pub unsafe fn retire_without_scan(&self, ptr: *mut (), reclaim: unsafe fn(*mut (), &Domain)) {
+        let mut batch = Batch::new(self);
         // Safety: our caller's contract.
-        unsafe { self.push_retired(ptr, reclaim) };
-    }
-
-    /// Queues `ptr` on this thread's retired list; returns the list.
-    ///
-    /// # Safety
-    /// As [`retire`](Self::retire).
-    unsafe fn push_retired(
-        &self,
-        ptr: *mut (),
-        reclaim: unsafe fn(*mut (), &Domain),
-    ) -> &RetiredList {
-        let node = Box::into_raw(Box::new(Retired {
-            ptr,
-            reclaim,
-            next: ptr::null_mut(),
-        }));
-        // Counted before the push, so that a scan that takes and frees the node at once never
-        // sees more reclaimed than retired.
-        let list = match with_local(|local| local.block.index) {
-            Some(index) => {
-                let list = self.list(index);
-                // Relaxed load and store, no RMW: only this thread writes its list's `retired`
-                // (see `RetiredList`); scans read it as a statistic and a heuristic.
-                list.retired.store(list.retired.load(Relaxed) + 1, Relaxed);
-                list
-            }
-            None => {
-                // Relaxed: a statistic; several threads may retire here at once.
-                self.orphans.retired.fetch_add(1, Relaxed);
-                &self.orphans
-            }
-        };
-        // Safety: `node` was just allocated and is a chain of one.
-        unsafe { list.push(node, node) };
-        list
+        unsafe { batch.retire_boxed(ptr, reclaim) };
+        batch.flush_without_scan();
     }
 
     /// Retires a `Box`ed value: it is dropped and freed once unprotected.
@@ -359,6 +594,51 @@ impl Domain {
         }
     }
 
+    /// The address readers protect for the retired object at `link`.
+    ///
+    /// # Safety
+    /// 1. `link` is a retired object of kind `kind`, owned by the caller.
+    #[inline]
+    unsafe fn object(link: *mut Link, kind: usize) -> *mut () {
+        if kind == BOXED {
+            // Safety: 1. a `Boxed` record.
+            unsafe { (*link.cast::<Boxed>()).ptr }
+        } else {
+            link.cast()
+        }
+    }
+
+    /// Frees the retired object at `link`, catching a panic from user code into `panic`.
+    ///
+    /// # Safety
+    /// 1. `link` is a retired object of kind `kind`, owned by the caller, that no hazard
+    ///    pointer protects any more (or no guard of this domain exists).
+    unsafe fn free(
+        &self,
+        link: *mut Link,
+        kind: usize,
+        cascade: &mut Batch<'_>,
+        panic: &mut Option<Box<dyn Any + Send>>,
+    ) {
+        let result = if kind == BOXED {
+            // Safety: 1. allocated by `retire_boxed`.
+            let record = unsafe { Box::from_raw(link.cast::<Boxed>()) };
+            // Safety: 1; `retire`'s requirements 1-4.
+            catch_unwind(AssertUnwindSafe(|| unsafe {
+                (record.reclaim)(record.ptr, self)
+            }))
+        } else {
+            let reclaimer = self
+                .reclaimer
+                .expect("an object was retired through a batch into a domain with no reclaimer");
+            // Safety: 1; `Batch::retire`'s requirements.
+            catch_unwind(AssertUnwindSafe(|| unsafe { reclaimer(link, kind, cascade) }))
+        };
+        if let Err(payload) = result {
+            panic.get_or_insert(payload);
+        }
+    }
+
     /// One pass: takes every list, frees what is unprotected, puts the rest back.
     ///
     /// Objects that reclaiming retires in turn (cascades) are queued for the next scan: a
@@ -368,7 +648,7 @@ impl Domain {
         let _scanning = ScanGuard::enter();
         // 1. Take the lists *before* the barrier: everything taken was unlinked before its
         //    Release push, hence before our Acquire take, hence before the barrier.
-        let mut taken: Vec<(&RetiredList, *mut Retired)> = Vec::new();
+        let mut taken: Vec<(&RetiredList, *mut Link)> = Vec::new();
         self.for_each_list(|list| {
             let head = list.take();
             if !head.is_null() {
@@ -387,37 +667,31 @@ impl Domain {
         hazards.sort_unstable();
         // 4. Free the unprotected, return the rest to their lists.
         let mut panic: Option<Box<dyn Any + Send>> = None;
+        let mut cascade = Batch::new(self);
         let mut freed_total = 0;
-        for (list, mut node) in taken {
-            let (mut kept_first, mut kept_last) = (ptr::null_mut::<Retired>(), ptr::null_mut());
+        for (list, mut link) in taken {
+            let (mut kept_first, mut kept_last) = (ptr::null_mut::<Link>(), ptr::null_mut());
             let mut freed = 0u64;
-            while !node.is_null() {
-                // Safety: we own every node of a taken list; the Acquire swap made their
-                // fields visible.
-                let next = unsafe { (*node).next };
+            while !link.is_null() {
+                // Safety: we own every object of a taken list; the Acquire swap made their
+                // words (and contents) visible.
+                let (next, kind) = unsafe { Link::unchain(link) };
                 // Safety: as above.
-                let object = unsafe { (*node).ptr };
+                let object = unsafe { Self::object(link, kind) };
                 if hazards.binary_search(&object).is_ok() {
-                    // Safety: we own `node`; the kept chain is private until pushed.
-                    unsafe { (*node).next = kept_first };
+                    // Safety: we own it; the kept chain is private until pushed.
+                    unsafe { Link::chain(link, kept_first, kind) };
                     if kept_first.is_null() {
-                        kept_last = node;
+                        kept_last = link;
                     }
-                    kept_first = node;
+                    kept_first = link;
                 } else {
-                    // Safety: we own `node`, allocated by `retire` with `Box::new`.
-                    let retired = unsafe { Box::from_raw(node) };
-                    // Safety: `retire`'s requirements 1-4: unlinked before being retired
-                    // (before the barrier), unprotected after it, reclaimed once.
-                    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
-                        (retired.reclaim)(retired.ptr, self)
-                    }));
-                    if let Err(payload) = result {
-                        panic.get_or_insert(payload);
-                    }
+                    // Safety: unlinked before being retired (before the barrier), unprotected
+                    // after it, reclaimed once.
+                    unsafe { self.free(link, kind, &mut cascade, &mut panic) };
                     freed += 1;
                 }
-                node = next;
+                link = next;
             }
             if !kept_first.is_null() {
                 // Safety: the kept chain is ours and linked first..=last.
@@ -427,6 +701,8 @@ impl Domain {
             list.reclaimed.fetch_add(freed, Relaxed);
             freed_total += freed as usize;
         }
+        // What the reclaimers released waits for the next scan (`reclaim` loops).
+        cascade.flush_without_scan();
         if let Some(payload) = panic {
             // Every object was processed; now let the user's panic continue (unless this
             // thread is already unwinding, say a retire in a `Drop` run by another panic:
@@ -443,8 +719,8 @@ impl Domain {
     /// Bound: with `T` threads retiring into the domain, `pending` stays at most
     /// `T × (threshold + records_allocated)` plus the lists of threads that exited (at most
     /// one threshold each, freed by the next scan of any thread), plus the objects that
-    /// reclaiming queues in turn. Objects protected by guards the user holds stay pending
-    /// until released.
+    /// reclaiming queues in turn, plus the batches of operations in progress. Objects
+    /// protected by guards the user holds stay pending until released.
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
             records_allocated: registry().records_allocated(),
@@ -492,24 +768,21 @@ impl Drop for Domain {
             if lists.is_empty() {
                 break;
             }
-            for (list, mut node) in lists {
+            let mut cascade = Batch::new(self);
+            for (list, mut link) in lists {
                 let mut freed = 0;
-                while !node.is_null() {
-                    // Safety: we own the taken chain; nodes come from `Box::new` in `retire`.
-                    let retired = unsafe { Box::from_raw(node) };
-                    node = retired.next;
+                while !link.is_null() {
+                    // Safety: we own the taken chain.
+                    let (next, kind) = unsafe { Link::unchain(link) };
                     // Safety: `retire`'s contract; no guard of this domain is alive.
-                    let result = catch_unwind(AssertUnwindSafe(|| unsafe {
-                        (retired.reclaim)(retired.ptr, self)
-                    }));
-                    if let Err(payload) = result {
-                        panic.get_or_insert(payload);
-                    }
+                    unsafe { self.free(link, kind, &mut cascade, &mut panic) };
                     freed += 1;
+                    link = next;
                 }
                 // Relaxed: statistics.
-                list.reclaimed.fetch_add(freed as u64, Relaxed);
+                list.reclaimed.fetch_add(freed, Relaxed);
             }
+            cascade.flush_without_scan();
         }
         for (seg, p) in self.segments.iter().enumerate() {
             let p = p.load(Acquire); // Acquire: as in `list`.

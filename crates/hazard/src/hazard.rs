@@ -1,7 +1,7 @@
 //! The reader side: a guard that owns one hazard record.
 
 use crate::fence;
-use crate::registry::{registry, with_local, Overflow};
+use crate::registry::{local_block, registry, Block, Overflow};
 use crate::sync::AtomicPtr;
 use crate::Domain;
 use std::fmt;
@@ -9,16 +9,22 @@ use std::marker::PhantomData;
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-/// `HazardPointer::index` of a record from the overflow list.
-const OVERFLOW: u32 = u32::MAX;
+/// Tag bit of a guard's word: the domain uses the asymmetric fence.
+const ASYMMETRIC: usize = 1;
+/// Tag bit of a guard's word: the slot is an overflow record's (not in this thread's block).
+const OVERFLOW: usize = 2;
+const TAGS: usize = ASYMMETRIC | OVERFLOW;
+const _: () = assert!(std::mem::align_of::<AtomicPtr<()>>() > TAGS);
 
 /// A hazard pointer: while it protects a pointer, no [`Domain`] frees the object behind it.
 ///
 /// The guard owns one hazard record for its whole life (the original's `ProtectedPointer`).
 /// Re-pointing it ([`protect`](Self::protect) again, on another source) is how a traversal
 /// moves hand over hand; [`swap`](Self::swap) exchanges the protections of two guards.
-/// Creating a guard is cheap (a thread-local bit operation for the first eight guards of a
-/// thread, a walk of a shared list beyond that); dropping it clears the protection.
+/// Creating a guard is cheap (one thread-local load and a bit operation for the first eight
+/// guards of a thread, a walk of a shared list beyond that; [`array`](Self::array) takes
+/// several with one thread-local access); dropping it clears the protection and gives the
+/// record back without a thread-local access.
 ///
 /// The guard borrows its domain, so the domain cannot be dropped while it exists:
 ///
@@ -37,12 +43,12 @@ const OVERFLOW: u32 = u32::MAX;
 /// std::thread::scope(|s| { s.spawn(move || drop(guard)); }); // error: not `Send`
 /// ```
 pub struct HazardPointer<'domain> {
-    /// The record's hazard: a slot of this thread's block, or an overflow record's `hazard`.
-    /// (Two words in all: guards are moved around on traversal paths.)
-    slot: &'static AtomicPtr<()>,
-    /// The slot's index in this thread's block, or [`OVERFLOW`].
-    index: u32,
-    asymmetric: bool,
+    /// The record's hazard (a slot of this thread's block, or an overflow record's `hazard`,
+    /// both `'static`), tagged [`ASYMMETRIC`] and [`OVERFLOW`]. One word: guards are moved
+    /// around on traversal paths, and a wider guard built field by field is copied with wide
+    /// loads that the store buffer cannot forward (a stall of tens of cycles per copy). A
+    /// block slot's index is its address's offset in its 64-byte-aligned block.
+    word: usize,
     _domain: PhantomData<&'domain Domain>,
     /// Not `Send`: a thread-block slot must be returned to its own thread's free mask.
     _not_send: PhantomData<*mut ()>,
@@ -52,44 +58,73 @@ impl<'domain> HazardPointer<'domain> {
     /// A guard protecting nothing, for objects retired into `domain`.
     #[inline]
     pub fn new(domain: &'domain Domain) -> Self {
-        let (slot, index) =
-            with_local(|local| local.take_slot().map(|i| (&local.block.slots[i], i as u32)))
-                .flatten()
-                .unwrap_or_else(|| (&registry().acquire_overflow().hazard, OVERFLOW));
+        let asymmetric = domain.asymmetric();
+        match local_block().and_then(|b| b.take_slot().map(|i| (b, i))) {
+            Some((block, i)) => Self::in_block(block, i, asymmetric),
+            None => Self::overflow(asymmetric),
+        }
+    }
+
+    #[inline(always)]
+    fn in_block(block: &'static Block, i: usize, asymmetric: bool) -> Self {
+        Self::of_word(&block.slots[i] as *const AtomicPtr<()> as usize | usize::from(asymmetric))
+    }
+
+    #[cold]
+    fn overflow(asymmetric: bool) -> Self {
+        let slot = &registry().acquire_overflow().hazard as *const AtomicPtr<()> as usize;
+        Self::of_word(slot | OVERFLOW | usize::from(asymmetric))
+    }
+
+    #[inline(always)]
+    fn of_word(word: usize) -> Self {
         HazardPointer {
-            slot,
-            index,
-            asymmetric: domain.asymmetric(),
+            word,
             _domain: PhantomData,
             _not_send: PhantomData,
         }
     }
 
-    /// `N` guards at once, taking this thread's records with one thread-local access (a data
-    /// structure's traversal typically needs several: the node, its parent and a child).
-    #[inline]
+    /// `N` guards at once, with one thread-local access (folly's `hazptr_array`): a data
+    /// structure's traversal typically needs several (the node, its parent and a child).
+    /// Beyond this thread's free records they come from the shared overflow pool.
+    #[inline(always)]
     pub fn array<const N: usize>(domain: &'domain Domain) -> [Self; N] {
         let asymmetric = domain.asymmetric();
-        let make = |slot, index| HazardPointer {
-            slot,
-            index,
-            asymmetric,
-            _domain: PhantomData,
-            _not_send: PhantomData,
-        };
-        let overflow = || make(&registry().acquire_overflow().hazard, OVERFLOW);
-        with_local(|local| {
-            std::array::from_fn(|_| match local.take_slot() {
-                Some(i) => make(&local.block.slots[i], i as u32),
-                None => overflow(),
-            })
-        })
-        .unwrap_or_else(|| std::array::from_fn(|_| overflow()))
+        let mut out = std::mem::MaybeUninit::<[Self; N]>::uninit();
+        let first = out.as_mut_ptr().cast::<Self>();
+        match local_block() {
+            Some(block) => {
+                let mut free = block.free();
+                for k in 0..N {
+                    let guard = if free == 0 {
+                        Self::overflow(asymmetric)
+                    } else {
+                        let i = free.trailing_zeros() as usize;
+                        free &= free - 1;
+                        Self::in_block(block, i, asymmetric)
+                    };
+                    // Safety: `k < N`, inside `out`; each element is written once.
+                    unsafe { first.add(k).write(guard) };
+                }
+                block.set_free(free);
+            }
+            None => {
+                for k in 0..N {
+                    // Safety: as above.
+                    unsafe { first.add(k).write(Self::overflow(asymmetric)) };
+                }
+            }
+        }
+        // Safety: every element was written above (nothing in between can panic: taking an
+        // overflow record allocates, and allocation failure aborts).
+        unsafe { out.assume_init() }
     }
 
     #[inline(always)]
     fn slot(&self) -> &'static AtomicPtr<()> {
-        self.slot
+        // Safety: the untagged word is the address of a `'static` hazard slot (`new`).
+        unsafe { &*((self.word & !TAGS) as *const AtomicPtr<()>) }
     }
 
     /// Loads `src` and protects the pointer it holds, retrying until the protection is
@@ -139,7 +174,7 @@ impl<'domain> HazardPointer<'domain> {
         self.slot().store(ptr.cast(), Release);
         // The reader's side of the asymmetric fence: orders the store above before the
         // caller's validating load (pairs with the reclaimer's heavy barrier).
-        fence::light(self.asymmetric);
+        fence::light(self.word & ASYMMETRIC != 0);
     }
 
     /// Clears the protection.
@@ -166,21 +201,28 @@ impl<'domain> HazardPointer<'domain> {
 }
 
 impl Drop for HazardPointer<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        if self.index == OVERFLOW {
-            // Safety: `Overflow` is `repr(C)` with `hazard` first, and overflow records are
-            // never freed, so the slot's address is the record's.
-            let rec = unsafe { &*(self.slot as *const AtomicPtr<()>).cast::<Overflow>() };
-            registry().release_overflow(rec);
+        if self.word & OVERFLOW != 0 {
+            drop_overflow(self.slot());
         } else {
             // Release: as in `reset`.
-            self.slot.store(ptr::null_mut(), Release);
-            // If this thread's locals are already gone, the block stays owned (see
-            // `Local::drop`) and the slot is simply not reused.
-            let _ = with_local(|local| local.give_slot(self.index as usize));
+            self.slot().store(ptr::null_mut(), Release);
+            // Safety: a non-overflow guard's slot is a slot of a block owned by this thread
+            // (guards are not `Send`). If this thread's locals are already gone, the block
+            // stays owned forever (see `Local::drop`) and the bit is simply not reused.
+            let (block, i) = unsafe { Block::of_slot(self.slot()) };
+            block.give_slot(i);
         }
     }
+}
+
+#[cold]
+fn drop_overflow(slot: &'static AtomicPtr<()>) {
+    // Safety: `Overflow` is `repr(C)` with `hazard` first, and overflow records are never
+    // freed, so the slot's address is the record's.
+    let rec = unsafe { &*(slot as *const AtomicPtr<()>).cast::<Overflow>() };
+    registry().release_overflow(rec);
 }
 
 impl fmt::Debug for HazardPointer<'_> {

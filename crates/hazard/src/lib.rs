@@ -40,8 +40,10 @@
 //! guard's hazard record (Release), issue the reader's fence, re-load the source (Acquire); if
 //! it still holds `p`, `p` is protected, otherwise repeat with the new value.
 //!
-//! *Writer*: unlink the node from every shared location, then [`Domain::retire`] it. Retiring
-//! pushes it on the thread's retired list in the domain (Release).
+//! *Writer*: unlink the node from every shared location, then retire it: [`Domain::retire`]
+//! (any pointer, with a small record allocated for it), or [`Batch::retire`] for objects that
+//! start with a [`Link`] (no allocation, plain stores). A batch is pushed on the thread's
+//! retired list in the domain by one CAS (Release) when it is flushed or dropped.
 //!
 //! *Reclaimer* (a scan, run by whichever thread's list reaches the threshold, or by
 //! [`Domain::reclaim`]): take every retired list of the domain (Acquire), issue the
@@ -73,18 +75,27 @@
 //! returns its block for reuse. Records are never freed: they are a pool.
 //!
 //! A [`Domain`] (one per data structure) holds retired objects: one lock-free list per thread
-//! index. The owner pushes; any scan may take it. When a thread exits, its list stays in the
-//! domain and the next scan of any thread (or [`Domain::reclaim`], or dropping the domain)
-//! frees what it holds: that is the hand-off. Dropping a domain frees everything still
-//! retired in it; guards borrow their domain, so none can be alive then.
+//! index. The owner pushes (a batch at a time); any scan may take it. There are no
+//! thread-local retired lists: a [`Batch`] lives for one operation (on the stack) and is
+//! flushed when it ends, so what a thread retired is always in the domain, visible to every
+//! scan, and a domain's memory never depends on other threads' history. When a thread exits,
+//! its list stays in the domain and the next scan of any thread (or [`Domain::reclaim`], or
+//! dropping the domain) frees what it holds: that is the hand-off. Dropping a domain frees
+//! everything still retired in it; guards borrow their domain, so none can be alive then.
+//!
+//! Taking guards: [`HazardPointer::new`] reads one thread-local (this thread's block of
+//! records, const-initialised) and flips a bit of the block's free mask; [`HazardPointer::array`]
+//! takes several with one thread-local access (folly's `hazptr_array`); dropping a guard
+//! clears its hazard and gives the record back without any thread-local access.
 //!
 //! # Bounded garbage
 //!
-//! A scan starts when one thread's list reaches the threshold,
+//! A scan starts when a flush leaves the thread's list at or above the threshold,
 //! `max(RETIRE_THRESHOLD_MIN, 2 × records)`. A scan keeps only objects that a hazard names,
 //! at most one per record. So with `T` threads retiring, the retired-but-unfreed count stays
-//! below `T × (threshold + records)`, plus what users' own live guards pin and the lists of
-//! exited threads (freed at the next scan). [`Domain::stats`] reports it.
+//! below `T × (threshold + records)`, plus what users' own live guards pin, the lists of
+//! exited threads (freed at the next scan) and the batches of operations in progress (a few
+//! objects each). [`Domain::stats`] reports it.
 //!
 //! # Contention management
 //!
@@ -113,7 +124,8 @@ mod hazard;
 mod registry;
 mod sync;
 
-pub use domain::{Domain, Stats, RETIRE_THRESHOLD_MIN};
+pub use domain::{Batch, Domain, Link, Reclaimer, Stats, LINK_KINDS, RETIRE_THRESHOLD_MIN};
+pub use registry::thread_index;
 pub use hazard::HazardPointer;
 
 /// Whether this process can use the asymmetric fence (Linux `membarrier` with the private

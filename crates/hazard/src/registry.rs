@@ -2,7 +2,9 @@
 //!
 //! Records are grouped in [`Block`]s of [`SLOTS`] records. Each thread that uses hazard
 //! pointers owns one block for as long as it lives (cached in a thread-local), so taking a
-//! record is a bit operation on a thread-local mask: no allocation, no atomic RMW. A thread
+//! record is a bit operation on the block's free mask, which only the owner touches: no
+//! allocation, no atomic RMW, and giving a record back needs no thread-local access at all
+//! (a guard finds its block from its slot's address). A thread
 //! that needs more than [`SLOTS`] hazards at once (a user holding many guards) takes extra
 //! single records from a shared overflow list. Blocks and overflow records are never freed:
 //! they form a pool whose size is the peak number of threads (and guards) alive at once, and
@@ -11,18 +13,25 @@
 //! A block's position in the list is also its owner's *thread index*, which domains use to
 //! find the thread's retired list without hashing.
 
-use crate::sync::{thread_local, AtomicBool, AtomicPtr, AtomicUsize};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize};
 use std::cell::Cell;
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// Hazard records per thread block.
 pub(crate) const SLOTS: usize = 8;
+const _: () = assert!(SLOTS * std::mem::size_of::<AtomicPtr<()>>() <= std::mem::align_of::<Block>());
 
-/// One thread's hazard records.
+/// One thread's hazard records. (`repr(C, align(64))` with the slots first, filling the first
+/// 64 bytes, so that a guard finds the block and the slot's index from the slot's address.)
+#[cfg_attr(not(loom), repr(C, align(64)))]
+#[cfg_attr(loom, repr(C, align(1024)))] // loom's atomics are larger than a word
 pub(crate) struct Block {
     /// The published hazards. Invariant: non-null only while a guard holds the slot.
     pub(crate) slots: [AtomicPtr<()>; SLOTS],
+    /// Bit i set: slot i is free. Invariant: read and written only by the thread that owns
+    /// the block (ownership passes through `in_use`'s Release/Acquire), hence a plain cell.
+    free: Cell<u32>,
     /// Whether a thread owns this block.
     in_use: AtomicBool,
     /// This block's thread index: unique among blocks, dense from 0.
@@ -30,6 +39,10 @@ pub(crate) struct Block {
     /// The next (older) block. Written once before the block is published.
     next: AtomicPtr<Block>,
 }
+
+// Safety: `free`, the only field that is not an atomic or immutable, is accessed only by the
+// block's owner thread (see its invariant); everything else is shared through atomics.
+unsafe impl Sync for Block {}
 
 /// A single hazard record taken from the overflow list. (`repr(C)` with the hazard first, so
 /// that a guard can keep just a pointer to the hazard and recover the record from it.)
@@ -96,6 +109,7 @@ impl Registry {
         }
         let block = Box::leak(Box::new(Block {
             slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            free: Cell::new(ALL_FREE),
             in_use: AtomicBool::new(true),
             // Relaxed: only uniqueness matters, which the RMW guarantees.
             index: self.block_count.fetch_add(1, Relaxed),
@@ -221,24 +235,10 @@ impl Registry {
     }
 }
 
-/// This thread's block and which of its slots are free.
-pub(crate) struct Local {
-    pub(crate) block: &'static Block,
-    /// Bit i set: slot i is free.
-    free: Cell<u32>,
-}
-
 const ALL_FREE: u32 = (1 << SLOTS) - 1;
 
-impl Local {
-    fn new() -> Self {
-        Local {
-            block: registry().acquire_block(),
-            free: Cell::new(ALL_FREE),
-        }
-    }
-
-    /// Takes a free slot of this thread's block.
+impl Block {
+    /// Takes a free slot. Only the owner thread calls this.
     #[inline]
     pub(crate) fn take_slot(&self) -> Option<usize> {
         let free = self.free.get();
@@ -250,18 +250,62 @@ impl Local {
         Some(i)
     }
 
+    /// The free mask (bit i set: slot i is free). Only the owner thread calls this.
+    #[inline(always)]
+    pub(crate) fn free(&self) -> u32 {
+        self.free.get()
+    }
+
+    /// Sets the free mask after taking slots. Only the owner thread calls this.
+    #[inline(always)]
+    pub(crate) fn set_free(&self, free: u32) {
+        self.free.set(free);
+    }
+
+    /// Gives slot `i` back. Only the owner thread calls this (a guard is not `Send`).
     #[inline]
     pub(crate) fn give_slot(&self, i: usize) {
         self.free.set(self.free.get() | (1 << i));
+    }
+
+    /// The block holding `slot`, and the slot's index in it.
+    ///
+    /// # Safety
+    /// 1. `slot` is one of the `slots` of some block.
+    #[inline(always)]
+    pub(crate) unsafe fn of_slot(slot: &'static AtomicPtr<()>) -> (&'static Block, usize) {
+        let addr = slot as *const AtomicPtr<()> as usize;
+        let base = addr & !(std::mem::align_of::<Block>() - 1);
+        let index = (addr - base) / std::mem::size_of::<AtomicPtr<()>>();
+        // Safety: 1; `Block` is `repr(C, align(64))` with `slots` first, within the first 64
+        // bytes, so the block starts at the slot's address rounded down to 64; blocks are
+        // never freed.
+        (unsafe { &*(base as *const Block) }, index)
+    }
+}
+
+/// This thread's ownership of its block: created on the thread's first use of hazard
+/// pointers, dropped at thread exit (the hand-off).
+pub(crate) struct Local {
+    pub(crate) block: &'static Block,
+}
+
+impl Local {
+    fn new() -> Self {
+        Local {
+            block: registry().acquire_block(),
+        }
     }
 }
 
 impl Drop for Local {
     fn drop(&mut self) {
+        #[cfg(not(loom))]
+        CURRENT.with(|c| c.set(GONE));
         // A guard that outlives this thread-local (held by another thread-local destroyed
         // later) keeps its slot; the block then stays owned forever rather than be handed to
         // a thread that would reuse a busy slot.
-        if self.free.get() == ALL_FREE {
+        if self.block.free.get() == ALL_FREE {
             // Release: pairs with the Acquire CAS in `acquire_block` of the next owner. (Not
             // through the registry: under loom it may already be gone when the main thread's
             // locals are destroyed; blocks are never freed.)
@@ -270,13 +314,61 @@ impl Drop for Local {
     }
 }
 
-thread_local! {
-    pub(crate) static LOCAL: Local = Local::new();
+#[cfg(not(loom))]
+std::thread_local! {
+    /// This thread's block, or null before the first use, or [`GONE`] once `LOCAL` was
+    /// destroyed. Const-initialised without a destructor, so reading it is one load.
+    static CURRENT: Cell<*const Block> = const { Cell::new(ptr::null()) };
+    /// The owner of this thread's block (its destructor is the hand-off).
+    static LOCAL: Local = Local::new();
 }
 
-/// Runs `f` with this thread's block, or returns `None` while thread-locals are being
+#[cfg(loom)]
+loom::thread_local! {
+    static LOCAL: Local = Local::new();
+}
+
+/// [`CURRENT`] once this thread's locals are being destroyed.
+#[cfg(not(loom))]
+const GONE: *const Block = std::ptr::dangling();
+
+/// This thread's block (taken on first use), or `None` while thread-locals are being
 /// destroyed.
+#[inline(always)]
+pub(crate) fn local_block() -> Option<&'static Block> {
+    #[cfg(not(loom))]
+    {
+        let b = CURRENT.with(Cell::get);
+        if !b.is_null() && b != GONE {
+            // Safety: set from a `&'static Block` by `local_block_slow`.
+            return Some(unsafe { &*b });
+        }
+        local_block_slow(b)
+    }
+    #[cfg(loom)]
+    {
+        LOCAL.try_with(|l| l.block).ok()
+    }
+}
+
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn local_block_slow(current: *const Block) -> Option<&'static Block> {
+    if current == GONE {
+        return None;
+    }
+    let block = LOCAL.try_with(|l| l.block).ok()?;
+    CURRENT.with(|c| c.set(block));
+    Some(block)
+}
+
+/// This thread's index (its block's), or `None` while its thread-locals are being destroyed.
+///
+/// Unique among live threads and dense from 0; an exited thread's index passes to a later
+/// thread, and everything the exited thread did happens before the next owner's first use
+/// (the block's hand-off is a Release store and an Acquire CAS).
 #[inline]
-pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
-    LOCAL.try_with(f).ok()
+pub fn thread_index() -> Option<usize> {
+    local_block().map(|b| b.index)
 }

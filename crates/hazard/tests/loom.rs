@@ -4,7 +4,7 @@
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p concurrent-hamt-hazard --test loom --release`
 #![cfg(loom)]
 
-use hazard::{contention, Domain, HazardPointer};
+use hazard::{contention, Batch, Domain, HazardPointer, Link};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicPtr, AtomicUsize};
 use loom::sync::Arc;
@@ -216,5 +216,133 @@ fn back_off_loop() {
             t.join().unwrap();
         }
         assert_eq!(cell.load(Relaxed) as usize, 2);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Batches: objects linked through themselves, pushed with one CAS per batch
+
+/// An object retired through a [`Batch`]: its link first, and a value that its reclamation
+/// overwrites (so that loom reports a reader's access that is not ordered before the free).
+#[repr(C)]
+struct Linked {
+    link: Link,
+    value: UnsafeCell<usize>,
+    drops: Arc<AtomicUsize>,
+}
+
+fn linked(value: usize, drops: &Arc<AtomicUsize>) -> *mut Linked {
+    Box::into_raw(Box::new(Linked {
+        link: Link::new(0),
+        value: UnsafeCell::new(value),
+        drops: drops.clone(),
+    }))
+}
+
+/// The models' reclaimer: kind 0 frees a `Linked`; kind 1 frees one and retires the object
+/// whose address it holds in its value (a cascade, queued in `batch`).
+unsafe fn reclaim_linked(link: *mut Link, kind: usize, batch: &mut Batch<'_>) {
+    // Safety: every object retired in these models is a `Linked` from `linked`.
+    let o = unsafe { Box::from_raw(link.cast::<Linked>()) };
+    // Safety: loom checks that this access does not race with a reader's.
+    let child = o.value.with_mut(|v| unsafe { std::mem::replace(&mut *v, 0) });
+    if kind == 1 {
+        // Safety: the child was reachable only through `o`, which is gone; retired once.
+        unsafe { batch.retire(child as *mut Link, 0) };
+    }
+    o.drops.fetch_add(1, Relaxed);
+}
+
+fn read_linked(domain: &Domain, cell: &AtomicPtr<Linked>) -> usize {
+    let mut guard = HazardPointer::new(domain);
+    let p = guard.protect(cell);
+    // Safety: protected and validated; loom checks the read against reclamation.
+    unsafe { (*p).value.with(|v| *v) }
+}
+
+/// A reader protects an object while a writer unlinks it and retires it through a batch (plain
+/// stores to its link, then one CAS at the flush), and the main thread scans: the object is
+/// freed exactly once, never while the reader uses it.
+#[test]
+fn batch_retire_against_a_reader() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let domain = Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
+        let cell = Arc::new(AtomicPtr::new(linked(1, &drops)));
+        let reader = {
+            let (domain, cell) = (domain.clone(), cell.clone());
+            thread::spawn(move || {
+                let v = read_linked(&domain, &cell);
+                assert!(v == 1 || v == 2, "read {v}: a freed or torn object");
+            })
+        };
+        let writer = {
+            let (domain, cell, drops) = (domain.clone(), cell.clone(), drops.clone());
+            thread::spawn(move || {
+                let mut batch = Batch::new(&domain);
+                // AcqRel: Release publishes the new object; Acquire takes the old one.
+                let old = cell.swap(linked(2, &drops), AcqRel);
+                // Safety: unlinked by the swap; retired once; a `Linked` starts with its link.
+                unsafe { batch.retire(old.cast(), 0) };
+                drop(batch); // the flush
+            })
+        };
+        domain.reclaim(); // concurrent with the reader and the flush
+        writer.join().unwrap();
+        reader.join().unwrap();
+        domain.reclaim();
+        assert_eq!(drops.load(Relaxed), 1, "the old object is freed exactly once");
+        assert_eq!(domain.stats().pending, 0);
+        // Safety: no thread uses the cell any more.
+        drop(unsafe { Box::from_raw(cell.load(Relaxed)) });
+    });
+}
+
+/// Two threads each retire a batch (one of them holding a cascade: an object whose reclamation
+/// retires another) and exit; their lists stay in the domain under their thread indexes and
+/// are taken by a scan on the main thread, racing the second thread's flush. Everything is
+/// freed exactly once, the counts balance, and both exited threads hand back their records.
+#[test]
+fn batches_of_exited_threads_are_handed_off() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let domain = Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
+        // The main thread's own block (its scans queue the cascade in its list), taken first
+        // so that the hand-off check below can count the others.
+        drop(HazardPointer::new(&domain));
+        let own = domain.stats().records_in_use;
+        let retirers: Vec<_> = (0..2)
+            .map(|t| {
+                let (domain, drops) = (domain.clone(), drops.clone());
+                thread::spawn(move || {
+                    let mut batch = Batch::new(&domain);
+                    if t == 0 {
+                        let child = linked(0, &drops);
+                        let parent = linked(child as usize, &drops);
+                        // Safety: never shared; retired once; kind 1 owns its child.
+                        unsafe { batch.retire(parent.cast(), 1) };
+                    } else {
+                        for _ in 0..2 {
+                            // Safety: never shared; retired once.
+                            unsafe { batch.retire(linked(7, &drops).cast(), 0) };
+                        }
+                    }
+                    batch.flush();
+                })
+            })
+            .collect();
+        let mut retirers = retirers.into_iter();
+        retirers.next().unwrap().join().unwrap();
+        domain.reclaim(); // may run before, during or after the second thread's flush
+        retirers.next().unwrap().join().unwrap();
+        // loom's `join` returns before the thread's locals are destroyed: wait for both
+        // hand-offs (a block never returned would spin here forever, which loom reports).
+        while domain.stats().records_in_use != own {
+            thread::yield_now();
+        }
+        domain.reclaim();
+        assert_eq!(drops.load(Relaxed), 4, "every object freed exactly once");
+        let stats = domain.stats();
+        assert_eq!((stats.retired, stats.reclaimed, stats.pending), (4, 4, 0));
     });
 }

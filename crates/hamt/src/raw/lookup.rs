@@ -1,0 +1,158 @@
+//! `get`: the read path.
+//!
+//! # Invariants
+//!
+//! - Three hazard pointers, hand over hand: the current INode (the root at first), its main
+//!   node, and a child (the next INode, or a leaf). The root is not kept protected once the
+//!   lookup is past it: a pending GCAS that the lookup decides is decided against the root's
+//!   address and generation ([`Decide::Unpinned`]). Every node is protected before it is dereferenced, and
+//!   validated against the INode that led to it (see the `raw` module docs).
+//! - A lookup never writes, never renews, never cleans: a tomb is read as the entries it holds,
+//!   and an INode of an older generation is read as it is (it is frozen, and still current for
+//!   this map while the validated path leads to it). A pending GCAS it meets is decided (that
+//!   is the only write a reader makes, and any thread may make it).
+//! - The `Ref` it returns keeps protected what holds the entry: the leaf, or, for an inline
+//!   entry, the main node itself.
+
+use super::write::still_holds;
+use super::gcas::gcas_read_hinted;
+use super::{key_of, value_of, Decide, Inner};
+use crate::layout::Layout;
+use crate::map::Ref;
+use crate::node::{slot_bit, EntryOps, Kind, BITS, E, MAX_LEVEL};
+use hazard::HazardPointer;
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+use std::mem;
+
+/// Runs `f` compiled for a CPU with `popcnt` when this one has it (checked once per call:
+/// a load and a test of the standard library's cached CPU features), for x86-64 builds whose
+/// baseline lacks it. Indexing a node by bitmap takes two or three popcounts per level, which
+/// the baseline computes in about fifteen instructions each.
+macro_rules! with_popcnt {
+    ($fast:ident, $body:expr) => {{
+        #[cfg(all(target_arch = "x86_64", not(target_feature = "popcnt")))]
+        {
+            #[target_feature(enable = "popcnt")]
+            unsafe fn $fast<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                // Safety: the CPU has `popcnt`.
+                unsafe { $fast(|| $body) }
+            } else {
+                $body
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(target_feature = "popcnt"))))]
+        {
+            $body
+        }
+    }};
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
+    /// Looks `key` up (see the module docs).
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        with_popcnt!(find_popcnt, self.find_in(hash, key))
+    }
+
+    #[inline(always)]
+    fn find_in<Q>(&self, hash: u64, key: &Q) -> Option<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        type T<K, V, L> = E<K, V, L>;
+        let inline = <T<K, V, L> as EntryOps<K, V>>::INLINE;
+        // Three guards, hand over hand: the current INode (the root at first), its main node,
+        // and the child being entered. (Three `new`s: each is a load of a const thread-local
+        // and a bit operation, which the compiler keeps in registers.)
+        let mut inode_guard = HazardPointer::new(&self.domain);
+        let mut main_guard = HazardPointer::new(&self.domain);
+        let mut child_guard = HazardPointer::new(&self.domain);
+        let root = self.read_root(&mut inode_guard);
+        let how = Decide::Unpinned {
+            root: &self.root,
+            start: root,
+            // Safety: protected by `inode_guard`.
+            gen: unsafe { (*root).gen() },
+        };
+        let mut inode = root;
+        let mut level = 0;
+        'inode: loop {
+            // The key's slot bit at this level (none past the last level: a list).
+            let bit = if level < MAX_LEVEL {
+                slot_bit(hash, level)
+            } else {
+                0
+            };
+            // Safety: `inode` is protected by `inode_guard`, validated when read.
+            let m = unsafe {
+                gcas_read_hinted::<T<K, V, L>>(inode, &mut main_guard, how, &self.domain, bit)
+            };
+            // Safety: protected and validated by `gcas_read`.
+            let main = unsafe { &*m };
+            let head = main.head();
+            // The key's run of entries: the slot's one or two, or the whole tomb or list.
+            let (run, n) = if head.kind() == Kind::CNode {
+                if head.datamap & bit != 0 {
+                    // Safety: a data slot's entries are in the array.
+                    (unsafe { main.data_ptr::<T<K, V, L>>().add(head.data_index(bit)) }, head.run(bit))
+                } else if head.nodemap & bit != 0 {
+                    // Safety: a node slot's child is in the array.
+                    let child = unsafe {
+                        *main
+                            .nodes_ptr::<T<K, V, L>>(head.ndata())
+                            .add(head.child_index(bit))
+                    };
+                    child_guard.publish(child);
+                    if !still_holds(inode, m) {
+                        continue 'inode;
+                    }
+                    mem::swap(&mut inode_guard, &mut child_guard);
+                    inode = child;
+                    level += BITS;
+                    continue 'inode;
+                } else {
+                    return None;
+                }
+            } else {
+                (main.data_ptr::<T<K, V, L>>(), head.ndata())
+            };
+            for j in 0..n {
+                // Safety: `j` is inside the run.
+                let e = unsafe { run.add(j) };
+                if inline {
+                    // Safety: part of the protected main node.
+                    let k = unsafe { key_of::<K, V, L>(e) };
+                    if k.borrow() == key {
+                        // Safety: as above; `main_guard` keeps the node alive for the `Ref`.
+                        return Some(unsafe { Ref::new(main_guard, k, value_of::<K, V, L>(e)) });
+                    }
+                    continue;
+                }
+                // Safety: readable (part of the protected main node).
+                let leaf = unsafe { *e }.leaf();
+                child_guard.publish(leaf);
+                // A tomb's leaves live as long as the (protected) tomb; a CNode's or a list's
+                // are validated against the INode.
+                if head.kind() != Kind::Tomb && !still_holds(inode, m) {
+                    continue 'inode;
+                }
+                // Safety: protected (and validated).
+                let entry = unsafe { (*leaf).entry() };
+                if entry.hash == hash && entry.key.borrow() == key {
+                    // Safety: `child_guard` protects the leaf for the `Ref`.
+                    return Some(unsafe { Ref::new(child_guard, &entry.key, &entry.value) });
+                }
+            }
+            return None;
+        }
+    }
+}
