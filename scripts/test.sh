@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "=== formatting (cargo fmt --check)"
+cargo fmt --all --check
+
 echo "=== cargo test (workspace, optimised test profile with debug assertions)"
 cargo test --locked --workspace --exclude benches
 

@@ -116,7 +116,25 @@ macro_rules! plain {
     };
 }
 
-plain!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char, ());
+plain!(
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    bool,
+    char,
+    ()
+);
 
 // Safety: an array of `Plain` values has neither drop glue nor interior mutability.
 unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
@@ -136,5 +154,11 @@ macro_rules! plain_tuples {
     };
 }
 
-plain_tuples!((A), (A, B), (A, B, C), (A, B, C, D), (A, B, C, D, E), (A, B, C, D, E, F));
-
+plain_tuples!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F)
+);

@@ -348,7 +348,9 @@ where
     pub fn insert(&self, key: K, value: V) -> Option<Ref<'_, K, V>> {
         let hash = self.inner.hash(&key);
         self.inner
-            .write(hash, Prepared::Entry(key, value), false, |_| Action::Put(None))
+            .write(hash, Prepared::Entry(key, value), false, |_| {
+                Action::Put(None)
+            })
             .old
     }
 

@@ -654,7 +654,13 @@ pub(crate) struct Arrays<'a, T> {
 impl Main {
     /// Allocates a main node and copies its arrays from the chunks given (`data` entries in
     /// order, then `nodes`).
-    fn alloc<T: Copy>(kind: Kind, gen: u64, maps: [u32; 3], data: &[&[T]], nodes: &[&[*mut INode]]) -> *mut Main {
+    fn alloc<T: Copy>(
+        kind: Kind,
+        gen: u64,
+        maps: [u32; 3],
+        data: &[&[T]],
+        nodes: &[&[*mut INode]],
+    ) -> *mut Main {
         let ndata: usize = data.iter().map(|c| c.len()).sum();
         let nnodes: usize = nodes.iter().map(|c| c.len()).sum();
         assert!(ndata <= LEN_MASK as usize, "collision list too long");
@@ -750,21 +756,32 @@ impl Main {
     pub(crate) fn data_ptr<T>(&self) -> *const T {
         // Safety: the offset is inside the node's allocation (one past the header when there
         // is no entry), as `shape` laid it out.
-        unsafe { (self as *const Main).cast::<u8>().add(Self::data_offset::<T>()).cast() }
+        unsafe {
+            (self as *const Main)
+                .cast::<u8>()
+                .add(Self::data_offset::<T>())
+                .cast()
+        }
     }
 
     /// The offset of the children from the start of a main node with `ndata` entries of
     /// type `T`.
     #[inline(always)]
     pub(crate) const fn nodes_offset<T>(ndata: usize) -> usize {
-        (Self::data_offset::<T>() + ndata * size_of::<T>()).next_multiple_of(align_of::<*mut INode>())
+        (Self::data_offset::<T>() + ndata * size_of::<T>())
+            .next_multiple_of(align_of::<*mut INode>())
     }
 
     /// The first child, after `ndata` entries of type `T`.
     #[inline(always)]
     pub(crate) fn nodes_ptr<T>(&self, ndata: usize) -> *const *mut INode {
         // Safety: as in `data_ptr`: `shape` placed the children there.
-        unsafe { (self as *const Main).cast::<u8>().add(Self::nodes_offset::<T>(ndata)).cast() }
+        unsafe {
+            (self as *const Main)
+                .cast::<u8>()
+                .add(Self::nodes_offset::<T>(ndata))
+                .cast()
+        }
     }
 
     /// The arrays, for entries of type `T` (the node's layout's).
@@ -869,7 +886,12 @@ impl Main {
     }
 
     /// A copy of this CNode whose pair at slot bit `bit` moves into the new child `child`.
-    pub(crate) fn with_pushed_down<T: Copy>(&self, bit: u32, child: *mut INode, gen: u64) -> *mut Main {
+    pub(crate) fn with_pushed_down<T: Copy>(
+        &self,
+        bit: u32,
+        child: *mut INode,
+        gen: u64,
+    ) -> *mut Main {
         let head = *self.head();
         let a = self.arrays::<T>();
         let i = head.data_index(bit);
@@ -900,7 +922,13 @@ impl Main {
 
     /// A copy of this CNode without entry `i`, which is in slot bit `bit`, contracted for
     /// `level` (see [`contracted`](Self::contracted)).
-    pub(crate) fn with_removed<T: Copy>(&self, bit: u32, i: usize, level: u32, gen: u64) -> *mut Main {
+    pub(crate) fn with_removed<T: Copy>(
+        &self,
+        bit: u32,
+        i: usize,
+        level: u32,
+        gen: u64,
+    ) -> *mut Main {
         let head = *self.head();
         let a = self.arrays::<T>();
         let (datamap, pairmap) = if head.pairmap & bit != 0 {
@@ -919,25 +947,51 @@ impl Main {
 
     /// A copy of this CNode with the child of slot bit `bit` (a tomb's INode) replaced by the
     /// tomb's entries `up` (none, one, or a pair), contracted for `level`.
-    pub(crate) fn with_folded<T: Copy>(&self, bit: u32, up: &[T], level: u32, gen: u64) -> *mut Main {
+    pub(crate) fn with_folded<T: Copy>(
+        &self,
+        bit: u32,
+        up: &[T],
+        level: u32,
+        gen: u64,
+    ) -> *mut Main {
         debug_assert!(up.len() <= PAIR);
         let head = *self.head();
         let a = self.arrays::<T>();
         let i = head.data_index(bit);
         let k = head.child_index(bit);
-        let datamap = if up.is_empty() { head.datamap } else { head.datamap | bit };
-        let pairmap = if up.len() == PAIR { head.pairmap | bit } else { head.pairmap };
+        let datamap = if up.is_empty() {
+            head.datamap
+        } else {
+            head.datamap | bit
+        };
+        let pairmap = if up.len() == PAIR {
+            head.pairmap | bit
+        } else {
+            head.pairmap
+        };
         let nodes = [&a.nodes[..k], &a.nodes[k + 1..]];
         let data = [&a.data[..i], up, &a.data[i..]];
         if level > 0 && a.nodes.len() == 1 && a.data.len() + up.len() <= PAIR {
             return Self::tomb(&data, gen);
         }
-        Self::alloc(Kind::CNode, gen, [datamap, head.nodemap & !bit, pairmap], &data, &nodes)
+        Self::alloc(
+            Kind::CNode,
+            gen,
+            [datamap, head.nodemap & !bit, pairmap],
+            &data,
+            &nodes,
+        )
     }
 
     /// A CNode with these maps and arrays, or, below the root, a tomb if it would hold no
     /// child and at most [`PAIR`] entries (the canonical form after deletes).
-    fn contracted<T: Copy>(maps: [u32; 3], data: &[&[T]], nodes: &[*mut INode], level: u32, gen: u64) -> *mut Main {
+    fn contracted<T: Copy>(
+        maps: [u32; 3],
+        data: &[&[T]],
+        nodes: &[*mut INode],
+        level: u32,
+        gen: u64,
+    ) -> *mut Main {
         let ndata: usize = data.iter().map(|c| c.len()).sum();
         if level > 0 && nodes.is_empty() && ndata <= PAIR {
             return Self::tomb(data, gen);
@@ -996,12 +1050,21 @@ impl Main {
                 }
                 _ => {
                     nodemap |= bit;
-                    nodes.push(INode::new(Self::spread(&sorted[i..j], level + BITS, gen), gen));
+                    nodes.push(INode::new(
+                        Self::spread(&sorted[i..j], level + BITS, gen),
+                        gen,
+                    ));
                 }
             }
             i = j;
         }
-        Self::alloc(Kind::CNode, gen, [datamap, nodemap, pairmap], &[&data], &[&nodes])
+        Self::alloc(
+            Kind::CNode,
+            gen,
+            [datamap, nodemap, pairmap],
+            &[&data],
+            &[&nodes],
+        )
     }
 }
 
@@ -1197,9 +1260,10 @@ pub(crate) unsafe fn free_tree<K, V, T: EntryOps<K, V>>(root: *mut INode) {
                             if last(unsafe { (*leaf).rc() }) {
                                 // Safety: 2; the last reference; from `Box::into_raw`.
                                 let leaf = unsafe { Box::from_raw(leaf) };
-                                let dropped = std::panic::catch_unwind(
-                                    std::panic::AssertUnwindSafe(|| drop(leaf)),
-                                );
+                                let dropped =
+                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                        drop(leaf)
+                                    }));
                                 if let Err(p) = dropped {
                                     panic.get_or_insert(p);
                                 }
@@ -1239,11 +1303,24 @@ mod tests {
                     let s = shape::<T>(ndata, nnodes);
                     assert_eq!(s.data, Main::data_offset::<T>(), "{name}: entries");
                     assert_eq!(s.nodes, Main::nodes_offset::<T>(ndata), "{name}: children");
-                    assert!(s.data >= size_of::<Main>(), "{name}: entries overlap the header");
+                    assert!(
+                        s.data >= size_of::<Main>(),
+                        "{name}: entries overlap the header"
+                    );
                     assert_eq!(s.data % align_of::<T>(), 0, "{name}: entries misaligned");
-                    assert!(s.nodes >= s.data + ndata * size_of::<T>(), "{name}: overlap");
-                    assert_eq!(s.nodes % align_of::<*mut INode>(), 0, "{name}: children misaligned");
-                    assert!(s.nodes + nnodes * size_of::<*mut INode>() <= s.layout.size(), "{name}: past the end");
+                    assert!(
+                        s.nodes >= s.data + ndata * size_of::<T>(),
+                        "{name}: overlap"
+                    );
+                    assert_eq!(
+                        s.nodes % align_of::<*mut INode>(),
+                        0,
+                        "{name}: children misaligned"
+                    );
+                    assert!(
+                        s.nodes + nnodes * size_of::<*mut INode>() <= s.layout.size(),
+                        "{name}: past the end"
+                    );
                     assert!(s.layout.align() >= align_of::<Main>().max(align_of::<T>()));
                 }
             }

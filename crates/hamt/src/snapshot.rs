@@ -9,7 +9,9 @@
 
 use crate::layout::{Layout, Leaves};
 use crate::map::Ref;
-use crate::node::{acquire_ref, fresh_gen, prefetch, slot_bit, EntryOps, INode, Kind, Main, BITS, E};
+use crate::node::{
+    acquire_ref, fresh_gen, prefetch, slot_bit, EntryOps, INode, Kind, Main, BITS, E,
+};
 use crate::raw::{frozen_size, gcas_read, key_of, release_tree, value_of, Decide, Inner, Release};
 use crate::Hamt;
 use hazard::{Domain, HazardPointer};

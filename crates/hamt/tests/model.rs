@@ -516,7 +516,9 @@ fn inline_low_bits_only_hash() {
 
 #[test]
 fn inline_top_levels_collide() {
-    all_seeds_inline("inline, low 30 bits constant", || Masked::TOP_LEVELS_COLLIDE);
+    all_seeds_inline("inline, low 30 bits constant", || {
+        Masked::TOP_LEVELS_COLLIDE
+    });
 }
 
 #[test]

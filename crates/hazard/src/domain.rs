@@ -339,8 +339,7 @@ impl<'d> Batch<'d> {
         let list = self.domain.count_retired(len);
         // Safety: the chain is ours (built by `retire`), linked first..=last.
         unsafe { list.push(first, last) };
-        if may_scan && list.len() >= self.domain.threshold() as u64 && !SCANNING.with(Cell::get)
-        {
+        if may_scan && list.len() >= self.domain.threshold() as u64 && !SCANNING.with(Cell::get) {
             self.domain.scan();
         }
     }
@@ -632,7 +631,9 @@ impl Domain {
                 .reclaimer
                 .expect("an object was retired through a batch into a domain with no reclaimer");
             // Safety: 1; `Batch::retire`'s requirements.
-            catch_unwind(AssertUnwindSafe(|| unsafe { reclaimer(link, kind, cascade) }))
+            catch_unwind(AssertUnwindSafe(|| unsafe {
+                reclaimer(link, kind, cascade)
+            }))
         };
         if let Err(payload) = result {
             panic.get_or_insert(payload);

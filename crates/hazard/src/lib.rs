@@ -125,8 +125,8 @@ mod registry;
 mod sync;
 
 pub use domain::{Batch, Domain, Link, Reclaimer, Stats, LINK_KINDS, RETIRE_THRESHOLD_MIN};
-pub use registry::thread_index;
 pub use hazard::HazardPointer;
+pub use registry::thread_index;
 
 /// Whether this process can use the asymmetric fence (Linux `membarrier` with the private
 /// expedited command). When false, every domain uses the fallback `fence(SeqCst)`. Setting the

@@ -20,7 +20,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 /// Hazard records per thread block.
 pub(crate) const SLOTS: usize = 8;
-const _: () = assert!(SLOTS * std::mem::size_of::<AtomicPtr<()>>() <= std::mem::align_of::<Block>());
+const _: () =
+    assert!(SLOTS * std::mem::size_of::<AtomicPtr<()>>() <= std::mem::align_of::<Block>());
 
 /// One thread's hazard records. (`repr(C, align(64))` with the slots first, filling the first
 /// 64 bytes, so that a guard finds the block and the slot's index from the slot's address.)

@@ -245,7 +245,9 @@ unsafe fn reclaim_linked(link: *mut Link, kind: usize, batch: &mut Batch<'_>) {
     // Safety: every object retired in these models is a `Linked` from `linked`.
     let o = unsafe { Box::from_raw(link.cast::<Linked>()) };
     // Safety: loom checks that this access does not race with a reader's.
-    let child = o.value.with_mut(|v| unsafe { std::mem::replace(&mut *v, 0) });
+    let child = o
+        .value
+        .with_mut(|v| unsafe { std::mem::replace(&mut *v, 0) });
     if kind == 1 {
         // Safety: the child was reachable only through `o`, which is gone; retired once.
         unsafe { batch.retire(child as *mut Link, 0) };
@@ -267,7 +269,8 @@ fn read_linked(domain: &Domain, cell: &AtomicPtr<Linked>) -> usize {
 fn batch_retire_against_a_reader() {
     loom::model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let domain = Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
+        let domain =
+            Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
         let cell = Arc::new(AtomicPtr::new(linked(1, &drops)));
         let reader = {
             let (domain, cell) = (domain.clone(), cell.clone());
@@ -291,7 +294,11 @@ fn batch_retire_against_a_reader() {
         writer.join().unwrap();
         reader.join().unwrap();
         domain.reclaim();
-        assert_eq!(drops.load(Relaxed), 1, "the old object is freed exactly once");
+        assert_eq!(
+            drops.load(Relaxed),
+            1,
+            "the old object is freed exactly once"
+        );
         assert_eq!(domain.stats().pending, 0);
         // Safety: no thread uses the cell any more.
         drop(unsafe { Box::from_raw(cell.load(Relaxed)) });
@@ -306,7 +313,8 @@ fn batch_retire_against_a_reader() {
 fn batches_of_exited_threads_are_handed_off() {
     loom::model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let domain = Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
+        let domain =
+            Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
         // The main thread's own block (its scans queue the cascade in its list), taken first
         // so that the hand-off check below can count the others.
         drop(HazardPointer::new(&domain));

@@ -12,8 +12,8 @@ use crate::env;
 use crate::error::{finish, Failure, Res, INVALID_ARGUMENT};
 use crate::js::Js;
 use crate::key::Key;
-use crate::value::{Out, Value};
 use crate::registry::Snap;
+use crate::value::{Out, Value};
 use concurrent_hamt::SnapshotIter;
 use napi::bindgen_prelude::{Env, Result, Unknown};
 use napi_derive::napi;
@@ -68,7 +68,9 @@ impl NativeCursor {
     /// A cursor of this environment over `snapshot`.
     pub(crate) fn open(js: Js<'_>, snapshot: Snap) -> Res<Self> {
         let state = env::state(js)?;
-        let walk = Rc::new(WalkCell(RefCell::new(Some(Walk::new(snapshot, |s| s.iter())))));
+        let walk = Rc::new(WalkCell(RefCell::new(Some(Walk::new(snapshot, |s| {
+            s.iter()
+        })))));
         state.register(Rc::downgrade(&walk) as Weak<dyn env::Release>);
         Ok(NativeCursor { walk })
     }
@@ -98,7 +100,12 @@ impl NativeCursor {
             0 => Mode::Entries,
             1 => Mode::Keys,
             2 => Mode::Values,
-            _ => return Err(Failure::range_error(INVALID_ARGUMENT, "cursor mode must be 0, 1 or 2")),
+            _ => {
+                return Err(Failure::range_error(
+                    INVALID_ARGUMENT,
+                    "cursor mode must be 0, 1 or 2",
+                ))
+            }
         };
         if count == 0 || count > MAX_BATCH {
             return Err(Failure::range_error(

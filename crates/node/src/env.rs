@@ -124,8 +124,7 @@ pub fn state<'s>(js: Js<'s>) -> Res<&'s EnvState> {
         }
         let for_hook = Box::into_raw(Box::new(state));
         // Safety: as above; `cleanup` takes back exactly this box, once, at tear-down.
-        let status =
-            unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), for_hook.cast()) };
+        let status = unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), for_hook.cast()) };
         if status != sys::Status::napi_ok {
             // Safety: not handed to Node-API, so still ours.
             drop(unsafe { Box::from_raw(for_hook) });

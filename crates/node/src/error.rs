@@ -112,7 +112,9 @@ impl Failure {
                 // Safety: as above; both strings are NUL-terminated and outlive the call.
                 unsafe {
                     match class {
-                        Class::Type => sys::napi_throw_type_error(env, code.as_ptr(), message.as_ptr()),
+                        Class::Type => {
+                            sys::napi_throw_type_error(env, code.as_ptr(), message.as_ptr())
+                        }
                         Class::Range => {
                             sys::napi_throw_range_error(env, code.as_ptr(), message.as_ptr())
                         }

@@ -106,7 +106,8 @@ impl HandleCell {
     /// Counts a write of `bytes` of key and value; now and then, updates the memory reported.
     pub fn wrote(&self, js: Js<'_>, bytes: usize) {
         let avg = self.entry_bytes.get() as u64;
-        self.entry_bytes.set(((avg * 7 + bytes as u64) / 8).min(u32::MAX as u64) as u32);
+        self.entry_bytes
+            .set(((avg * 7 + bytes as u64) / 8).min(u32::MAX as u64) as u32);
         let n = self.writes.get().wrapping_add(1);
         self.writes.set(n);
         if n % SYNC_EVERY == 0 {
@@ -119,7 +120,8 @@ impl HandleCell {
         let Ok(len) = self.map().map(|s| s.map.len() as u64) else {
             return;
         };
-        let estimate = (len * (ENTRY_OVERHEAD + self.entry_bytes.get() as u64)).min(i64::MAX as u64) as i64;
+        let estimate =
+            (len * (ENTRY_OVERHEAD + self.entry_bytes.get() as u64)).min(i64::MAX as u64) as i64;
         let reported = self.reported.get();
         if (estimate - reported).abs() > reported / 8 + (64 << 10) {
             adjust_memory(js, estimate - reported);
@@ -192,7 +194,13 @@ pub(crate) fn open<'s>(js: Js<'s>, shared: Arc<Shared>) -> Res<Val<'s>> {
     // the slot index as its data (not a pointer: nothing is ever dereferenced through it),
     // and `finalize` frees that slot once, when the value is collected.
     let status = unsafe {
-        napi::sys::napi_create_external(js.raw(), index as *mut c_void, Some(finalize), std::ptr::null_mut(), &mut out)
+        napi::sys::napi_create_external(
+            js.raw(),
+            index as *mut c_void,
+            Some(finalize),
+            std::ptr::null_mut(),
+            &mut out,
+        )
     };
     if status != napi::sys::Status::napi_ok {
         free_slot(index);
@@ -234,7 +242,8 @@ unsafe extern "C" fn finalize(env: napi::sys::napi_env, data: *mut c_void, _hint
 pub(crate) fn cell<'s>(js: Js<'s>, v: Unknown<'s>) -> Res<Rc<HandleCell>> {
     let mut data: *mut c_void = std::ptr::null_mut();
     // Safety: the running callback's environment and one of its values (`Js`'s invariant).
-    let status = unsafe { napi::sys::napi_get_value_external(js.raw(), js.arg(v).raw(), &mut data) };
+    let status =
+        unsafe { napi::sys::napi_get_value_external(js.raw(), js.arg(v).raw(), &mut data) };
     let found = if status == napi::sys::Status::napi_ok {
         SLOTS.with(|s| s.borrow().cells.get(data as usize).cloned().flatten())
     } else {
@@ -252,21 +261,34 @@ pub(crate) fn cell<'s>(js: Js<'s>, v: Unknown<'s>) -> Res<Rc<HandleCell>> {
 #[napi(catch_unwind, js_name = "mapCreate", ts_return_type = "object")]
 pub fn create(env: &Env) -> Result<Unknown<'_>> {
     let js = Js::new(env);
-    finish(js.raw(), Shared::new_family(registry::new_map()).and_then(|s| open(js, s)).map(|v| js.unknown(v)))
+    finish(
+        js.raw(),
+        Shared::new_family(registry::new_map())
+            .and_then(|s| open(js, s))
+            .map(|v| js.unknown(v)),
+    )
 }
 
 /// A new handle on the map named by `token`.
 #[napi(catch_unwind, js_name = "mapAttach", ts_return_type = "object")]
 pub fn attach(env: &Env, token: String) -> Result<Unknown<'_>> {
     let js = Js::new(env);
-    finish(js.raw(), registry::attach(&token).and_then(|s| open(js, s)).map(|v| js.unknown(v)))
+    finish(
+        js.raw(),
+        registry::attach(&token)
+            .and_then(|s| open(js, s))
+            .map(|v| js.unknown(v)),
+    )
 }
 
 /// The map's token (the same for every handle on it).
 #[napi(catch_unwind, js_name = "mapToken", ts_args_type = "map: object")]
 pub fn token<'s>(env: &'s Env, map: Unknown<'s>) -> Result<String> {
     let js = Js::new(env);
-    finish(js.raw(), cell(js, map).and_then(|c| c.map().map(|s| s.token())))
+    finish(
+        js.raw(),
+        cell(js, map).and_then(|c| c.map().map(|s| s.token())),
+    )
 }
 
 /// Whether this handle is closed.
@@ -290,7 +312,12 @@ pub fn close<'s>(env: &'s Env, map: Unknown<'s>) -> Result<()> {
 }
 
 /// A writable, independent copy of the map, in O(1): a new map of the same family.
-#[napi(catch_unwind, js_name = "mapSnapshot", ts_args_type = "map: object", ts_return_type = "object")]
+#[napi(
+    catch_unwind,
+    js_name = "mapSnapshot",
+    ts_args_type = "map: object",
+    ts_return_type = "object"
+)]
 pub fn snapshot<'s>(env: &'s Env, map: Unknown<'s>) -> Result<Unknown<'s>> {
     let js = Js::new(env);
     let result = (|| {
@@ -327,8 +354,14 @@ pub fn stats() -> HamtStats {
 pub fn noop(_map: Unknown<'_>, _key: Unknown<'_>) {}
 
 /// Hands the JavaScript layer's structured-clone functions to the binding, once per thread.
-#[napi(catch_unwind, ts_args_type = "serialize: (value: unknown) => Uint8Array, deserialize: (bytes: Uint8Array) => unknown")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "serialize: (value: unknown) => Uint8Array, deserialize: (bytes: Uint8Array) => unknown"
+)]
 pub fn configure(env: Env, serialize: Unknown<'_>, deserialize: Unknown<'_>) -> Result<()> {
     let js = Js::new(&env);
-    finish(js.raw(), env::configure(js, js.arg(serialize), js.arg(deserialize)))
+    finish(
+        js.raw(),
+        env::configure(js, js.arg(serialize), js.arg(deserialize)),
+    )
 }

@@ -131,7 +131,10 @@ impl<'s> Js<'s> {
     pub fn type_of(self, v: Val<'s>) -> Res<Type> {
         let mut t = 0;
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_typeof(self.env, v.raw, &mut t) }, "typeof")?;
+        check(
+            unsafe { sys::napi_typeof(self.env, v.raw, &mut t) },
+            "typeof",
+        )?;
         Ok(match t {
             sys::ValueType::napi_undefined => Type::Undefined,
             sys::ValueType::napi_null => Type::Null,
@@ -149,14 +152,20 @@ impl<'s> Js<'s> {
     pub fn double(self, v: Val<'s>) -> Res<f64> {
         let mut d = 0.0;
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_get_value_double(self.env, v.raw, &mut d) }, "number")?;
+        check(
+            unsafe { sys::napi_get_value_double(self.env, v.raw, &mut d) },
+            "number",
+        )?;
         Ok(d)
     }
 
     pub fn boolean(self, v: Val<'s>) -> Res<bool> {
         let mut b = false;
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_get_value_bool(self.env, v.raw, &mut b) }, "boolean")?;
+        check(
+            unsafe { sys::napi_get_value_bool(self.env, v.raw, &mut b) },
+            "boolean",
+        )?;
         Ok(b)
     }
 
@@ -167,7 +176,13 @@ impl<'s> Js<'s> {
         check(
             // Safety: the module's invariant; null `sign` and `words` ask for the word count.
             unsafe {
-                sys::napi_get_value_bigint_words(self.env, v.raw, ptr::null_mut(), &mut count, ptr::null_mut())
+                sys::napi_get_value_bigint_words(
+                    self.env,
+                    v.raw,
+                    ptr::null_mut(),
+                    &mut count,
+                    ptr::null_mut(),
+                )
             },
             "bigint",
         )?;
@@ -204,7 +219,13 @@ impl<'s> Js<'s> {
         check(
             // Safety: the module's invariant; `out` has room for `cap` units.
             unsafe {
-                sys::napi_get_value_string_utf16(self.env, v.raw, out.as_mut_ptr(), cap, &mut copied)
+                sys::napi_get_value_string_utf16(
+                    self.env,
+                    v.raw,
+                    out.as_mut_ptr(),
+                    cap,
+                    &mut copied,
+                )
             },
             "string",
         )?;
@@ -224,7 +245,13 @@ impl<'s> Js<'s> {
         check(
             // Safety: as above, with room for `len + 1` units.
             unsafe {
-                sys::napi_get_value_string_utf16(self.env, v.raw, out.as_mut_ptr(), len + 1, &mut copied)
+                sys::napi_get_value_string_utf16(
+                    self.env,
+                    v.raw,
+                    out.as_mut_ptr(),
+                    len + 1,
+                    &mut copied,
+                )
             },
             "string",
         )?;
@@ -237,7 +264,10 @@ impl<'s> Js<'s> {
     pub fn typed_array(self, v: Val<'s>) -> Res<Option<(View, &'s [u8])>> {
         let mut is = false;
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_is_typedarray(self.env, v.raw, &mut is) }, "typed array")?;
+        check(
+            unsafe { sys::napi_is_typedarray(self.env, v.raw, &mut is) },
+            "typed array",
+        )?;
         if !is {
             return Ok(None);
         }
@@ -279,28 +309,40 @@ impl<'s> Js<'s> {
     pub fn prototype(self, v: Val<'s>) -> Res<Val<'s>> {
         let mut p = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_get_prototype(self.env, v.raw, &mut p) }, "prototype")?;
+        check(
+            unsafe { sys::napi_get_prototype(self.env, v.raw, &mut p) },
+            "prototype",
+        )?;
         Ok(self.wrap(p))
     }
 
     pub fn strict_equals(self, a: Val<'s>, b: Val<'s>) -> Res<bool> {
         let mut eq = false;
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_strict_equals(self.env, a.raw, b.raw, &mut eq) }, "===")?;
+        check(
+            unsafe { sys::napi_strict_equals(self.env, a.raw, b.raw, &mut eq) },
+            "===",
+        )?;
         Ok(eq)
     }
 
     pub fn is_array(self, v: Val<'s>) -> Res<bool> {
         let mut is = false;
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_is_array(self.env, v.raw, &mut is) }, "array")?;
+        check(
+            unsafe { sys::napi_is_array(self.env, v.raw, &mut is) },
+            "array",
+        )?;
         Ok(is)
     }
 
     pub fn array_length(self, v: Val<'s>) -> Res<u32> {
         let mut len = 0;
         // Safety: the module's invariant; `v` is an array (callers check).
-        check(unsafe { sys::napi_get_array_length(self.env, v.raw, &mut len) }, "array length")?;
+        check(
+            unsafe { sys::napi_get_array_length(self.env, v.raw, &mut len) },
+            "array length",
+        )?;
         Ok(len)
     }
 
@@ -308,19 +350,28 @@ impl<'s> Js<'s> {
     pub fn element(self, object: Val<'s>, index: u32) -> Res<Val<'s>> {
         let mut e = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_get_element(self.env, object.raw, index, &mut e) }, "element")?;
+        check(
+            unsafe { sys::napi_get_element(self.env, object.raw, index, &mut e) },
+            "element",
+        )?;
         Ok(self.wrap(e))
     }
 
     pub fn set_element(self, array: Val<'s>, index: u32, value: Val<'s>) -> Res<()> {
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_set_element(self.env, array.raw, index, value.raw) }, "element")
+        check(
+            unsafe { sys::napi_set_element(self.env, array.raw, index, value.raw) },
+            "element",
+        )
     }
 
     pub fn array(self, len: usize) -> Res<Val<'s>> {
         let mut a = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_create_array_with_length(self.env, len, &mut a) }, "array")?;
+        check(
+            unsafe { sys::napi_create_array_with_length(self.env, len, &mut a) },
+            "array",
+        )?;
         Ok(self.wrap(a))
     }
 
@@ -336,7 +387,10 @@ impl<'s> Js<'s> {
     pub fn undefined(self) -> Res<Val<'s>> {
         let mut u = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_get_undefined(self.env, &mut u) }, "undefined")?;
+        check(
+            unsafe { sys::napi_get_undefined(self.env, &mut u) },
+            "undefined",
+        )?;
         Ok(self.wrap(u))
     }
 
@@ -350,21 +404,30 @@ impl<'s> Js<'s> {
     pub fn bool(self, b: bool) -> Res<Val<'s>> {
         let mut v = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_get_boolean(self.env, b, &mut v) }, "boolean")?;
+        check(
+            unsafe { sys::napi_get_boolean(self.env, b, &mut v) },
+            "boolean",
+        )?;
         Ok(self.wrap(v))
     }
 
     pub fn number(self, d: f64) -> Res<Val<'s>> {
         let mut v = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_create_double(self.env, d, &mut v) }, "number")?;
+        check(
+            unsafe { sys::napi_create_double(self.env, d, &mut v) },
+            "number",
+        )?;
         Ok(self.wrap(v))
     }
 
     pub fn bigint_i64(self, n: i64) -> Res<Val<'s>> {
         let mut v = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_create_bigint_int64(self.env, n, &mut v) }, "bigint")?;
+        check(
+            unsafe { sys::napi_create_bigint_int64(self.env, n, &mut v) },
+            "bigint",
+        )?;
         Ok(self.wrap(v))
     }
 
@@ -408,7 +471,12 @@ impl<'s> Js<'s> {
         check(
             // Safety: the module's invariant; `units` is valid for its length.
             unsafe {
-                sys::napi_create_string_utf16(self.env, units.as_ptr(), units.len() as isize, &mut v)
+                sys::napi_create_string_utf16(
+                    self.env,
+                    units.as_ptr(),
+                    units.len() as isize,
+                    &mut v,
+                )
             },
             "string",
         )?;
@@ -419,7 +487,9 @@ impl<'s> Js<'s> {
         let mut v = ptr::null_mut();
         check(
             // Safety: the module's invariant; `s` is valid UTF-8 for its length.
-            unsafe { sys::napi_create_string_utf8(self.env, s.as_ptr().cast(), s.len() as isize, &mut v) },
+            unsafe {
+                sys::napi_create_string_utf8(self.env, s.as_ptr().cast(), s.len() as isize, &mut v)
+            },
             "string",
         )?;
         Ok(self.wrap(v))
@@ -432,7 +502,13 @@ impl<'s> Js<'s> {
         check(
             // Safety: the module's invariant; `bytes` is valid for its length.
             unsafe {
-                sys::napi_create_buffer_copy(self.env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut v)
+                sys::napi_create_buffer_copy(
+                    self.env,
+                    bytes.len(),
+                    bytes.as_ptr().cast(),
+                    &mut data,
+                    &mut v,
+                )
             },
             "buffer",
         )?;
@@ -478,7 +554,16 @@ impl<'s> Js<'s> {
         let mut out = ptr::null_mut();
         check(
             // Safety: the module's invariant; `raw` holds `raw.len()` values of this callback.
-            unsafe { sys::napi_call_function(self.env, this.raw, f.raw, raw.len(), raw.as_ptr(), &mut out) },
+            unsafe {
+                sys::napi_call_function(
+                    self.env,
+                    this.raw,
+                    f.raw,
+                    raw.len(),
+                    raw.as_ptr(),
+                    &mut out,
+                )
+            },
             "call",
         )?;
         Ok(self.wrap(out))
@@ -488,7 +573,10 @@ impl<'s> Js<'s> {
     pub fn take_exception(self) -> Res<Val<'s>> {
         let mut e = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut e) }, "exception")?;
+        check(
+            unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut e) },
+            "exception",
+        )?;
         Ok(self.wrap(e))
     }
 
@@ -498,13 +586,18 @@ impl<'s> Js<'s> {
         if self.type_of(error)? == Type::Object {
             check(
                 // Safety: the module's invariant; the name is NUL-terminated.
-                unsafe { sys::napi_get_named_property(self.env, error.raw, c"message".as_ptr(), &mut v) },
+                unsafe {
+                    sys::napi_get_named_property(self.env, error.raw, c"message".as_ptr(), &mut v)
+                },
                 "message",
             )?;
         }
         let mut s = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_coerce_to_string(self.env, v, &mut s) }, "string")?;
+        check(
+            unsafe { sys::napi_coerce_to_string(self.env, v, &mut s) },
+            "string",
+        )?;
         let mut units: SmallVec<[u16; 64]> = SmallVec::new();
         self.utf16(self.wrap(s), &mut units)?;
         Ok(String::from_utf16_lossy(&units))
@@ -532,8 +625,14 @@ impl<'s> Js<'s> {
     pub fn persist(self, v: Val<'s>) -> Res<Persistent> {
         let mut r = ptr::null_mut();
         // Safety: the module's invariant.
-        check(unsafe { sys::napi_create_reference(self.env, v.raw, 1, &mut r) }, "reference")?;
-        Ok(Persistent { raw: r, env: self.env })
+        check(
+            unsafe { sys::napi_create_reference(self.env, v.raw, 1, &mut r) },
+            "reference",
+        )?;
+        Ok(Persistent {
+            raw: r,
+            env: self.env,
+        })
     }
 
     /// The value behind `p`, which must belong to this environment.
@@ -547,7 +646,10 @@ impl<'s> Js<'s> {
         let mut v = ptr::null_mut();
         // Safety: the module's invariant; `p` is a live reference of this environment (checked
         // above; a `Persistent` is never deleted before its environment goes).
-        check(unsafe { sys::napi_get_reference_value(self.env, p.raw, &mut v) }, "reference")?;
+        check(
+            unsafe { sys::napi_get_reference_value(self.env, p.raw, &mut v) },
+            "reference",
+        )?;
         Ok(self.wrap(v))
     }
 }

@@ -93,7 +93,11 @@ pub fn encode<'s>(js: Js<'s>, v: Val<'s>, what: &str, out: &mut KeyBuf) -> Res<(
             while words.last() == Some(&0) {
                 words.pop();
             }
-            out.push(if negative && !words.is_empty() { BIG_NEG } else { BIG_POS });
+            out.push(if negative && !words.is_empty() {
+                BIG_NEG
+            } else {
+                BIG_POS
+            });
             for w in words {
                 out.extend_from_slice(&w.to_le_bytes());
             }
@@ -132,7 +136,9 @@ fn invalid(what: &str, got: &str) -> Failure {
 
 /// The JavaScript value of an encoding made by [`encode`].
 fn decode<'s>(js: Js<'s>, bytes: &[u8]) -> Res<Val<'s>> {
-    let (&tag, payload) = bytes.split_first().expect("a key encoding starts with its tag");
+    let (&tag, payload) = bytes
+        .split_first()
+        .expect("a key encoding starts with its tag");
     match tag {
         STR1 => js.latin1(payload),
         STR2 => {

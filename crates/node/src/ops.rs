@@ -57,10 +57,15 @@ fn finish_out<'s>(js: Js<'s>, out: Option<Out<'s>>) -> Res<Unknown<'s>> {
 /// Runs a trie write whose closure can fail: the closure stores its failure in `failed` and
 /// unwinds with [`Abort`] (the trie is safe against unwinding closures: nothing is written
 /// and nothing leaks); any other panic goes on unwinding, to the boundary's `catch_unwind`.
-fn abortable<T>(failed: &mut Option<Failure>, write: impl FnOnce(&mut Option<Failure>) -> T) -> Res<T> {
+fn abortable<T>(
+    failed: &mut Option<Failure>,
+    write: impl FnOnce(&mut Option<Failure>) -> T,
+) -> Res<T> {
     match panic::catch_unwind(AssertUnwindSafe(|| write(failed))) {
         Ok(t) => Ok(t),
-        Err(payload) if payload.is::<Abort>() => Err(failed.take().expect("an abort records its failure")),
+        Err(payload) if payload.is::<Abort>() => {
+            Err(failed.take().expect("an abort records its failure"))
+        }
         Err(payload) => panic::resume_unwind(payload),
     }
 }
@@ -70,7 +75,12 @@ fn abort(failed: &mut Option<Failure>, f: Failure) -> ! {
     panic::resume_unwind(Box::new(Abort))
 }
 
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown", ts_return_type = "unknown", js_name = "mapGet")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown",
+    ts_return_type = "unknown",
+    js_name = "mapGet"
+)]
 pub fn get<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<Unknown<'s>> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
@@ -84,7 +94,11 @@ pub fn get<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<Unkno
     })
 }
 
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown", js_name = "mapHas")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown",
+    js_name = "mapHas"
+)]
 pub fn has<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<bool> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
@@ -94,7 +108,11 @@ pub fn has<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<bool>
     })
 }
 
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, value: unknown", js_name = "mapSet")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown, value: unknown",
+    js_name = "mapSet"
+)]
 pub fn set<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown<'s>) -> Result<()> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
@@ -107,7 +125,11 @@ pub fn set<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown<
     })
 }
 
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown", js_name = "mapDelete")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown",
+    js_name = "mapDelete"
+)]
 pub fn delete<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>) -> Result<bool> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
@@ -133,14 +155,26 @@ pub fn size<'s>(env: &'s Env, map: Unknown<'s>) -> Result<f64> {
     run(env, |js| Ok(handle::cell(js, map)?.map()?.map.len() as f64))
 }
 
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, value: unknown", js_name = "mapSetIfAbsent")]
-pub fn set_if_absent<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown<'s>) -> Result<bool> {
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown, value: unknown",
+    js_name = "mapSetIfAbsent"
+)]
+pub fn set_if_absent<'s>(
+    env: &'s Env,
+    map: Unknown<'s>,
+    key: Unknown<'s>,
+    value: Unknown<'s>,
+) -> Result<bool> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
         let k = encode(js, key, "Hamt.setIfAbsent: key")?;
         let v = self::value(js, js.arg(value), "Hamt.setIfAbsent: value")?;
         let bytes = k.len() + v.heap_size();
-        let inserted = cell.writable("Hamt.setIfAbsent")?.map.insert_if_absent(Key::new(&k), v);
+        let inserted = cell
+            .writable("Hamt.setIfAbsent")?
+            .map
+            .insert_if_absent(Key::new(&k), v);
         if inserted {
             cell.wrote(js, bytes);
         }
@@ -148,8 +182,18 @@ pub fn set_if_absent<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value
     })
 }
 
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, value: unknown", ts_return_type = "unknown", js_name = "mapSwap")]
-pub fn swap<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown<'s>) -> Result<Unknown<'s>> {
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown, value: unknown",
+    ts_return_type = "unknown",
+    js_name = "mapSwap"
+)]
+pub fn swap<'s>(
+    env: &'s Env,
+    map: Unknown<'s>,
+    key: Unknown<'s>,
+    value: Unknown<'s>,
+) -> Result<Unknown<'s>> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
         let k = encode(js, key, "Hamt.swap: key")?;
@@ -165,7 +209,11 @@ pub fn swap<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, value: Unknown
     })
 }
 
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, expected: unknown, value: unknown", js_name = "mapCompareAndSet")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown, expected: unknown, value: unknown",
+    js_name = "mapCompareAndSet"
+)]
 pub fn compare_and_set<'s>(
     env: &'s Env,
     map: Unknown<'s>,
@@ -201,7 +249,12 @@ pub fn compare_and_set<'s>(
     ts_return_type = "unknown",
     js_name = "mapUpdate"
 )]
-pub fn update<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, f: Unknown<'s>) -> Result<Unknown<'s>> {
+pub fn update<'s>(
+    env: &'s Env,
+    map: Unknown<'s>,
+    key: Unknown<'s>,
+    f: Unknown<'s>,
+) -> Result<Unknown<'s>> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
         let k = encode(js, key, "Hamt.update: key")?;
@@ -209,7 +262,10 @@ pub fn update<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, f: Unknown<'
         if js.type_of(f)? != Type::Function {
             return Err(Failure::type_error(
                 INVALID_ARGUMENT,
-                format!("Hamt.update: fn must be a function (got {})", js.type_of(f)?.name()),
+                format!(
+                    "Hamt.update: fn must be a function (got {})",
+                    js.type_of(f)?.name()
+                ),
             ));
         }
         // A reference of our own: `fn` may close this handle.
@@ -244,8 +300,18 @@ pub fn update<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, f: Unknown<'
 }
 
 /// Atomic `+=`; absent counts as zero; the delta is a finite number or a bigint.
-#[napi(catch_unwind, ts_args_type = "map: object, key: unknown, delta?: unknown", ts_return_type = "number | bigint", js_name = "mapIncrement")]
-pub fn increment<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, delta: Unknown<'s>) -> Result<Unknown<'s>> {
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, key: unknown, delta?: unknown",
+    ts_return_type = "number | bigint",
+    js_name = "mapIncrement"
+)]
+pub fn increment<'s>(
+    env: &'s Env,
+    map: Unknown<'s>,
+    key: Unknown<'s>,
+    delta: Unknown<'s>,
+) -> Result<Unknown<'s>> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
         let k = encode(js, key, "Hamt.increment: key")?;
@@ -267,7 +333,10 @@ pub fn increment<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, delta: Un
                 t => {
                     return Err(Failure::type_error(
                         INVALID_DELTA,
-                        format!("Hamt.increment: delta must be a number or a bigint (got {})", t.name()),
+                        format!(
+                            "Hamt.increment: delta must be a number or a bigint (got {})",
+                            t.name()
+                        ),
                     ))
                 }
             }
@@ -291,7 +360,12 @@ pub fn increment<'s>(env: &'s Env, map: Unknown<'s>, key: Unknown<'s>, delta: Un
 }
 
 /// One `get` per key (not atomic as a whole).
-#[napi(catch_unwind, ts_args_type = "map: object, keys: readonly unknown[]", ts_return_type = "unknown[]", js_name = "mapGetMany")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, keys: readonly unknown[]",
+    ts_return_type = "unknown[]",
+    js_name = "mapGetMany"
+)]
 pub fn get_many<'s>(env: &'s Env, map: Unknown<'s>, keys: Unknown<'s>) -> Result<Unknown<'s>> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
@@ -300,7 +374,10 @@ pub fn get_many<'s>(env: &'s Env, map: Unknown<'s>, keys: Unknown<'s>) -> Result
         if !js.is_array(keys)? {
             return Err(Failure::type_error(
                 INVALID_ARGUMENT,
-                format!("Hamt.getMany: keys must be an array (got {})", js.type_of(keys)?.name()),
+                format!(
+                    "Hamt.getMany: keys must be an array (got {})",
+                    js.type_of(keys)?.name()
+                ),
             ));
         }
         let len = js.array_length(keys)?;
@@ -325,7 +402,11 @@ pub fn get_many<'s>(env: &'s Env, map: Unknown<'s>, keys: Unknown<'s>) -> Result
 
 /// One `set` per entry, in order (not atomic as a whole); `entries` is an array of
 /// `[key, value]` entries.
-#[napi(catch_unwind, ts_args_type = "map: object, entries: readonly (readonly [unknown, unknown])[]", js_name = "mapSetMany")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "map: object, entries: readonly (readonly [unknown, unknown])[]",
+    js_name = "mapSetMany"
+)]
 pub fn set_many<'s>(env: &'s Env, map: Unknown<'s>, entries: Unknown<'s>) -> Result<()> {
     run(env, |js| {
         let cell = handle::cell(js, map)?;
@@ -334,7 +415,10 @@ pub fn set_many<'s>(env: &'s Env, map: Unknown<'s>, entries: Unknown<'s>) -> Res
         if !js.is_array(entries)? {
             return Err(Failure::type_error(
                 INVALID_ARGUMENT,
-                format!("Hamt.setMany: entries must be an array (got {})", js.type_of(entries)?.name()),
+                format!(
+                    "Hamt.setMany: entries must be an array (got {})",
+                    js.type_of(entries)?.name()
+                ),
             ));
         }
         let mut k = KeyBuf::new();

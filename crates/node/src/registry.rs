@@ -191,13 +191,31 @@ mod tests {
         assert_eq!(token.len(), 32);
         assert_eq!(parse(&token), Some(shared.token));
         assert!(Arc::ptr_eq(&attach(&token).unwrap(), &shared));
-        for bad in ["", "xyz", &token[..31], &token.to_uppercase(), &format!("{token}0")] {
+        for bad in [
+            "",
+            "xyz",
+            &token[..31],
+            &token.to_uppercase(),
+            &format!("{token}0"),
+        ] {
             if bad != token {
-                assert!(matches!(attach(bad), Err(Failure::New { code: INVALID_TOKEN, .. })));
+                assert!(matches!(
+                    attach(bad),
+                    Err(Failure::New {
+                        code: INVALID_TOKEN,
+                        ..
+                    })
+                ));
             }
         }
         drop(shared);
-        assert!(matches!(attach(&token), Err(Failure::New { code: STALE_TOKEN, .. })));
+        assert!(matches!(
+            attach(&token),
+            Err(Failure::New {
+                code: STALE_TOKEN,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -29,7 +29,10 @@ pub enum Value {
     Int(i64),
     /// A bigint that does not fit an `i64`: sign and magnitude (least significant word
     /// first, no high zero word).
-    Big { negative: bool, words: Box<[u64]> },
+    Big {
+        negative: bool,
+        words: Box<[u64]>,
+    },
     /// A string whose UTF-16 code units are all below 0x100, one byte each.
     Str1(Box<[u8]>),
     /// Any other string, as UTF-16 code units.
@@ -142,7 +145,10 @@ impl Value {
             t @ (Type::Symbol | Type::Function | Type::External) => {
                 return Err(Failure::type_error(
                     INVALID_VALUE,
-                    format!("{what} cannot be copied to another thread (got {})", t.name()),
+                    format!(
+                        "{what} cannot be copied to another thread (got {})",
+                        t.name()
+                    ),
                 ))
             }
         })
@@ -221,7 +227,8 @@ impl Value {
             (Value::Number(a), Value::Number(b)) => Ok(number(a + b)),
             (Value::Int(a), Value::Int(b)) if a.checked_add(*b).is_some() => Ok(Value::Int(a + b)),
             (Value::Int(_) | Value::Big { .. }, Value::Int(_) | Value::Big { .. }) => {
-                let sum = current.to_bigint().expect("a bigint") + delta.to_bigint().expect("a bigint");
+                let sum =
+                    current.to_bigint().expect("a bigint") + delta.to_bigint().expect("a bigint");
                 Ok(Value::from_bigint(&sum))
             }
             _ => Err(Failure::type_error(
@@ -304,14 +311,25 @@ mod tests {
         );
         let back = Value::add(Some(&big), &Value::Int(-1), "t").unwrap();
         assert_eq!(back, max);
-        assert_eq!(Value::add(None, &Value::Int(3), "t").unwrap(), Value::Int(3));
-        assert_eq!(Value::add(None, &Value::Number(-0.0), "t").unwrap(), Value::Number(0.0));
+        assert_eq!(
+            Value::add(None, &Value::Int(3), "t").unwrap(),
+            Value::Int(3)
+        );
+        assert_eq!(
+            Value::add(None, &Value::Number(-0.0), "t").unwrap(),
+            Value::Number(0.0)
+        );
         assert_eq!(
             Value::add(Some(&Value::Number(1.5)), &Value::Number(2.0), "t").unwrap(),
             Value::Number(3.5)
         );
         assert!(Value::add(Some(&Value::Number(1.0)), &Value::Int(1), "t").is_err());
-        assert!(Value::add(Some(&Value::Str1(b"1".to_vec().into())), &Value::Number(1.0), "t").is_err());
+        assert!(Value::add(
+            Some(&Value::Str1(b"1".to_vec().into())),
+            &Value::Number(1.0),
+            "t"
+        )
+        .is_err());
     }
 
     #[test]

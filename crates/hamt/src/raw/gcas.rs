@@ -174,7 +174,12 @@ unsafe fn gcas_decide_cold(inode: *mut INode, n: *mut Main, how: Decide<'_>, dom
 ///
 /// # Safety
 /// 1. `inode`, `n` and `start` in `how` are protected by the caller.
-pub(crate) unsafe fn gcas_decide(inode: *mut INode, n: *mut Main, how: Decide<'_>, domain: &Domain) -> bool {
+pub(crate) unsafe fn gcas_decide(
+    inode: *mut INode,
+    n: *mut Main,
+    how: Decide<'_>,
+    domain: &Domain,
+) -> bool {
     loop {
         // Acquire: pairs with the AcqRel decision CAS below (of whichever thread won it).
         // Safety: 1.
@@ -255,7 +260,12 @@ fn root_is_gen(root: &AtomicPtr<()>, start: *mut INode, gen: u64, domain: &Domai
 /// # Safety
 /// 1. `tagged` was read from `root` (the descriptor may have been completed and retired
 ///    since: it is protected and validated here before use).
-pub(crate) unsafe fn complete_desc(root: &AtomicPtr<()>, tagged: *mut (), abort: bool, domain: &Domain) {
+pub(crate) unsafe fn complete_desc(
+    root: &AtomicPtr<()>,
+    tagged: *mut (),
+    abort: bool,
+    domain: &Domain,
+) {
     let desc = (tagged as usize & !DESC) as *mut Desc;
     let mut guard = HazardPointer::new(domain);
     guard.publish(desc);

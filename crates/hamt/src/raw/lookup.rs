@@ -14,8 +14,8 @@
 //! - The `Ref` it returns keeps protected what holds the entry: the leaf, or, for an inline
 //!   entry, the main node itself.
 
-use super::write::still_holds;
 use super::gcas::gcas_read_hinted;
+use super::write::still_holds;
 use super::{key_of, value_of, Decide, Inner};
 use crate::layout::Layout;
 use crate::map::Ref;
@@ -103,7 +103,10 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
             let (run, n) = if head.kind() == Kind::CNode {
                 if head.datamap & bit != 0 {
                     // Safety: a data slot's entries are in the array.
-                    (unsafe { main.data_ptr::<T<K, V, L>>().add(head.data_index(bit)) }, head.run(bit))
+                    (
+                        unsafe { main.data_ptr::<T<K, V, L>>().add(head.data_index(bit)) },
+                        head.run(bit),
+                    )
                 } else if head.nodemap & bit != 0 {
                     // Safety: a node slot's child is in the array.
                     let child = unsafe {

@@ -168,7 +168,11 @@ fn new_domain<K, V, L: Layout<K, V>>() -> Domain {
 /// # Safety
 /// 1. `m` is frozen (reached from a read-only snapshot, or held by a map as its base) and
 ///    kept alive by the caller; so is everything below it; its entries are of type `T`.
-pub(crate) unsafe fn frozen_size<T>(m: *mut Main, guard: &mut HazardPointer<'_>, domain: &Domain) -> usize {
+pub(crate) unsafe fn frozen_size<T>(
+    m: *mut Main,
+    guard: &mut HazardPointer<'_>,
+    domain: &Domain,
+) -> usize {
     // Safety: 1.
     let main = unsafe { &*m };
     if let Some(n) = main.cached_size() {
@@ -208,7 +212,12 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
     /// A map on `root` (whose reference it takes), counting from the size of `base` (a
     /// frozen main node whose reference it takes; null: from 0), in `domain` (shared with the
     /// maps and snapshots it shares nodes with).
-    pub(crate) fn with_root(root: *mut INode, hasher: S, base: *mut Main, domain: Arc<Domain>) -> Self {
+    pub(crate) fn with_root(
+        root: *mut INode,
+        hasher: S,
+        base: *mut Main,
+        domain: Arc<Domain>,
+    ) -> Self {
         let base_count = OnceLock::new();
         if base.is_null() {
             let _ = base_count.set(0);

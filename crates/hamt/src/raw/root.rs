@@ -12,7 +12,9 @@
 use super::gcas::{complete_desc, Desc, Swap, COMMIT, DESC, PENDING};
 use super::{gcas_read, Decide, Inner};
 use crate::layout::Layout;
-use crate::node::{acquire_ref_if_live, fresh_gen, release_main, INode, Main, DESC as DESC_KIND, E};
+use crate::node::{
+    acquire_ref_if_live, fresh_gen, release_main, INode, Main, DESC as DESC_KIND, E,
+};
 use crate::sync::{AtomicUsize, Data};
 use hazard::{Batch, HazardPointer, Link};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
@@ -127,5 +129,4 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
             }
         }
     }
-
 }

@@ -398,7 +398,12 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
 /// # Safety
 /// 1. `m` and everything below it are fresh (not yet published) or protected, and hold the
 ///    key.
-unsafe fn locate<K: Eq, V, T: EntryOps<K, V>>(mut m: *mut Main, hash: u64, mut level: u32, key: &K) -> (*mut Main, usize) {
+unsafe fn locate<K: Eq, V, T: EntryOps<K, V>>(
+    mut m: *mut Main,
+    hash: u64,
+    mut level: u32,
+    key: &K,
+) -> (*mut Main, usize) {
     loop {
         // Safety: 1.
         let main = unsafe { &*m };
@@ -607,7 +612,12 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                             if inline {
                                 // Safety: `new` and the tree below it are fresh.
                                 let at = unsafe {
-                                    locate::<K, V, E<K, V, L>>(ch.new, hash, pos.level, prepared_key(&t))
+                                    locate::<K, V, E<K, V, L>>(
+                                        ch.new,
+                                        hash,
+                                        pos.level,
+                                        prepared_key(&t),
+                                    )
                                 };
                                 g.publish(at.0);
                                 stored_at = at;
@@ -634,7 +644,8 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                 let entombed = unsafe { (*change.new).kind() } == Kind::Tomb;
                 // Safety: the cursor protects the INode, its main node and the root; the
                 // change describes `new`.
-                let settle = match unsafe { self.apply(&change, pos.root, &mut fresh, &mut batch) } {
+                let settle = match unsafe { self.apply(&change, pos.root, &mut fresh, &mut batch) }
+                {
                     Ok(settle) => settle,
                     Err(outcome) => {
                         if !change.fresh_child.is_null() {
@@ -675,7 +686,8 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                     tomb.main = change.new;
                     // `fresh` protects the tomb (since before its GCAS) during the fold.
                     let folded = pos.level > 0
-                        && self.clean_parent(&tomb, hash, &mut c.child, &mut batch) == super::cleanup::Fold::Done;
+                        && self.clean_parent(&tomb, hash, &mut c.child, &mut batch)
+                            == super::cleanup::Fold::Done;
                     if !folded {
                         // The walk needs a full cursor: `fresh` stands in for `c.main`.
                         mem::swap(&mut c.main, &mut fresh);
