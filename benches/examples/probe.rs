@@ -20,7 +20,9 @@ fn timed_gets<M: ConcMap>(map: &M, entries: u64, gets: u64) -> u64 {
     let mut sum = 0u64;
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..gets {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let i = (x >> 24) % entries;
         sum = sum.wrapping_add(map.get(key(0, i)).expect("present"));
     }
@@ -86,7 +88,10 @@ fn run_writes<M: ConcMap>(entries: u64, op: &str) {
         timed_removes(&map, entries);
     }
     let rem = start.elapsed().as_nanos() as f64 / entries as f64;
-    println!("{} entries={entries}: insert {ins:.1} ns, remove {rem:.1} ns", M::NAME);
+    println!(
+        "{} entries={entries}: insert {ins:.1} ns, remove {rem:.1} ns",
+        M::NAME
+    );
 }
 
 fn run<M: ConcMap>(entries: u64, gets: u64) {
@@ -105,7 +110,9 @@ fn run<M: ConcMap>(entries: u64, gets: u64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map_or("ours", String::as_str);
-    let entries: u64 = args.get(2).map_or(1_000_000, |s| s.parse().expect("entries"));
+    let entries: u64 = args
+        .get(2)
+        .map_or(1_000_000, |s| s.parse().expect("entries"));
     let gets: u64 = args.get(3).map_or(1_000_000, |s| s.parse().expect("gets"));
     if let Some(op) = args.get(4).filter(|op| *op != "get") {
         match which {

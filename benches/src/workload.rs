@@ -421,7 +421,8 @@ impl SeqOp {
 }
 
 /// Namespace of the single-thread keys (distinct from the workload threads').
-const SEQ_NS: u64 = 0xABCD;
+/// The key namespace of the single-thread loops and of `fill`.
+pub const SEQ_NS: u64 = 0xABCD;
 
 /// Single-thread ns/op of one trial, see [`seq_trial`].
 #[derive(Clone, Copy, Debug, Default)]
