@@ -124,6 +124,8 @@ fn config() -> Config {
 }
 
 type Map = Hamt<u64, u64>;
+/// The same map with its entries inline in the trie's nodes (the layout for plain types).
+type InlineMap = Hamt<u64, u64, std::hash::RandomState, concurrent_hamt::Inline>;
 
 /// A fresh map holding `key(FILL_NS, i) -> i` for `i < n`, inserted from this thread, with
 /// the garbage of the fill reclaimed.
@@ -372,15 +374,21 @@ enum IterVariant {
     Hamt,
     Snapshot,
     SnapshotWithCreation,
+    /// `Hamt::iter()` on the inline layout (`Hamt<u64, u64, RandomState, Inline>`).
+    InlineHamt,
+    /// `Snapshot::iter()` on the inline layout.
+    InlineSnapshot,
     Std,
     Papaya,
 }
 
 impl IterVariant {
-    const ALL: [IterVariant; 5] = [
+    const ALL: [IterVariant; 7] = [
         IterVariant::Hamt,
         IterVariant::Snapshot,
         IterVariant::SnapshotWithCreation,
+        IterVariant::InlineHamt,
+        IterVariant::InlineSnapshot,
         IterVariant::Std,
         IterVariant::Papaya,
     ];
@@ -389,6 +397,8 @@ impl IterVariant {
             IterVariant::Hamt => "`Hamt::iter()` (takes a snapshot)",
             IterVariant::Snapshot => "`Snapshot::iter()`, snapshot taken before the timing",
             IterVariant::SnapshotWithCreation => "`read_only_snapshot()` + `Snapshot::iter()`",
+            IterVariant::InlineHamt => "inline layout: `Hamt::iter()`",
+            IterVariant::InlineSnapshot => "inline layout: `Snapshot::iter()`, taken before",
             IterVariant::Std => "std `HashMap` iteration",
             IterVariant::Papaya => "papaya `pin().iter()`",
         }
@@ -402,6 +412,7 @@ fn acc(sum: u64, k: u64, v: u64) -> u64 {
 
 struct IterMaps {
     hamt: Map,
+    inline: InlineMap,
     std: HashMap<u64, u64>,
     papaya: papaya::HashMap<u64, u64>,
 }
@@ -434,6 +445,25 @@ fn iterate(v: IterVariant, maps: &IterMaps) -> (Duration, usize, u64) {
         IterVariant::SnapshotWithCreation => {
             t0 = Instant::now();
             let s = maps.hamt.read_only_snapshot();
+            for (&k, &v) in s.iter() {
+                count += 1;
+                sum = acc(sum, k, v);
+            }
+            elapsed = t0.elapsed();
+            drop(s);
+        }
+        IterVariant::InlineHamt => {
+            t0 = Instant::now();
+            for r in maps.inline.iter() {
+                let (&k, &v) = r.pair();
+                count += 1;
+                sum = acc(sum, k, v);
+            }
+            elapsed = t0.elapsed();
+        }
+        IterVariant::InlineSnapshot => {
+            let s = maps.inline.read_only_snapshot();
+            t0 = Instant::now();
             for (&k, &v) in s.iter() {
                 count += 1;
                 sum = acc(sum, k, v);
@@ -710,11 +740,19 @@ fn main() {
     if !cfg.skip.iter().any(|s| s == "iter") {
         let n = cfg.iter_n;
         eprintln!(
-            "== full iteration, {} entries (filling three maps)",
+            "== full iteration, {} entries (filling four maps)",
             pow10(n)
         );
         let maps = IterMaps {
             hamt: fill(n),
+            inline: {
+                let m = InlineMap::default();
+                for i in 0..n as u64 {
+                    m.insert(key(FILL_NS, i), i);
+                }
+                m.reclaim();
+                m
+            },
             std: (0..n as u64).map(|i| (key(FILL_NS, i), i)).collect(),
             papaya: {
                 let p = papaya::HashMap::new();
@@ -775,7 +813,7 @@ fn main() {
             out,
             "Each iteration sums the keys and values (checked). Median of {} samples, the \
              variants interleaved in a rotating order, after one untimed pass of each; ± = half \
-             the min–max spread. The three maps hold the same entries, each filled from one \
+             the min–max spread. The four maps (ours with leaves and inline, std, papaya) hold the same entries, each filled from one \
              thread in key order. Other load during this part: {load:.2} CPUs.\n",
             cfg.trials
         );
@@ -800,6 +838,15 @@ fn main() {
             );
         }
         let _ = writeln!(out);
+        for v in [IterVariant::Snapshot, IterVariant::InlineSnapshot] {
+            let r = med(v) / papaya_ms;
+            goals.push(format!(
+                "full iteration of {}, {}: at least as fast as papaya's: {} ({r:.2}x papaya's time)",
+                pow10(n),
+                v.name(),
+                pass(r <= 1.0)
+            ));
+        }
     }
 
     let total_load = other_load(run_probe, cpu_probe());
