@@ -1332,7 +1332,7 @@ mod tests {
         check::<(u64, u64, u32)>();
         check::<*const ()>();
         #[repr(align(32))]
-        struct Wide([u8; 32]);
+        struct Wide(#[allow(dead_code)] [u8; 32]);
         check::<Wide>();
     }
 }
