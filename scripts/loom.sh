@@ -32,6 +32,8 @@ hazard protection_against_concurrent_retirement 2
 hazard thread_exit_hands_off_records_and_retired_list 2
 hazard threshold_scan_against_a_reader 4
 hazard back_off_loop 4
+hazard batch_retire_against_a_reader 2
+hazard batches_of_exited_threads_are_handed_off 2
 hamt insert_against_remove_and_contraction 2
 hamt concurrent_removals_contract_once 1
 hamt updates_on_one_key_sum_exactly 2
@@ -40,6 +42,9 @@ hamt renewal_below_the_root_against_a_snapshot 2
 hamt removal_and_contraction_against_a_snapshot 2
 hamt gcas_at_the_root_against_a_snapshot 2
 hamt two_snapshots_against_an_insert 1
+hamt pair_pushed_down_against_a_removal 2
+hamt fold_through_the_parent_against_an_insert 1
+hamt inline_ref_protects_its_main_node 1
 unfenced insert_against_remove_and_contraction 2
 unfenced concurrent_removals_contract_once 2
 unfenced updates_on_one_key_sum_exactly 2
@@ -48,7 +53,22 @@ unfenced renewal_below_the_root_against_a_snapshot 1
 unfenced removal_and_contraction_against_a_snapshot 2
 unfenced gcas_at_the_root_against_a_snapshot 2
 unfenced two_snapshots_against_an_insert 0
+unfenced pair_pushed_down_against_a_removal 2
+unfenced fold_through_the_parent_against_an_insert 2
+unfenced inline_ref_protects_its_main_node 3
 "
+
+# Every model in the two loom files must be in the plan (a model left out is never run).
+missing=""
+for f in crates/hazard/tests/loom.rs crates/hamt/tests/loom.rs; do
+  for t in $(grep -A1 '^#\[test\]' "$f" | sed -n 's/^fn \([a-z0-9_]*\).*/\1/p'); do
+    grep -q " $t " <<<"$plan" || missing="$missing $t"
+  done
+done
+if [ -n "$missing" ]; then
+  echo "loom.sh: models missing from the plan:$missing" >&2
+  exit 1
+fi
 
 flags_of() {
   case $1 in
@@ -87,7 +107,7 @@ if [ $mode != weakened ]; then
       echo "loom: $suite $model failed at bound $bound"
       exit 1
     }
-    line=$(echo "$out" | grep "loom model" | tail -1)
+    line=$(echo "$out" | grep "loom model" | tail -1 || true)
     echo "$line"
     echo "$suite: $line" >>"$summary"
   done <<<"$plan"

@@ -267,7 +267,7 @@ fn read_linked(domain: &Domain, cell: &AtomicPtr<Linked>) -> usize {
 /// freed exactly once, never while the reader uses it.
 #[test]
 fn batch_retire_against_a_reader() {
-    loom::model(|| {
+    model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let domain =
             Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
@@ -311,7 +311,7 @@ fn batch_retire_against_a_reader() {
 /// freed exactly once, the counts balance, and both exited threads hand back their records.
 #[test]
 fn batches_of_exited_threads_are_handed_off() {
-    loom::model(|| {
+    model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let domain =
             Arc::new(Domain::with_retire_threshold(usize::MAX).with_reclaimer(reclaim_linked));
