@@ -417,75 +417,59 @@ struct IterMaps {
     papaya: papaya::HashMap<u64, u64>,
 }
 
+/// Counts and sums `entries` (the work of one iteration).
+#[inline(always)]
+fn count_and_sum(entries: impl Iterator<Item = (u64, u64)>) -> (usize, u64) {
+    entries.fold((0, 0), |(count, sum), (k, v)| (count + 1, acc(sum, k, v)))
+}
+
 /// Time one full iteration; returns (time, entries seen, sum).
 fn iterate(v: IterVariant, maps: &IterMaps) -> (Duration, usize, u64) {
-    let (mut count, mut sum) = (0usize, 0u64);
+    let pairs = |(&k, &v): (&u64, &u64)| (k, v);
     let t0;
+    let (count, sum);
     let elapsed;
     match v {
         IterVariant::Hamt => {
             t0 = Instant::now();
-            for r in maps.hamt.iter() {
-                let (&k, &v) = r.pair();
-                count += 1;
-                sum = acc(sum, k, v);
-            }
+            (count, sum) = count_and_sum(maps.hamt.iter().map(|r| pairs(r.pair())));
             elapsed = t0.elapsed();
         }
         IterVariant::Snapshot => {
             let s = maps.hamt.read_only_snapshot();
             t0 = Instant::now();
-            for (&k, &v) in s.iter() {
-                count += 1;
-                sum = acc(sum, k, v);
-            }
+            (count, sum) = count_and_sum(s.iter().map(pairs));
             elapsed = t0.elapsed();
             drop(s);
         }
         IterVariant::SnapshotWithCreation => {
             t0 = Instant::now();
             let s = maps.hamt.read_only_snapshot();
-            for (&k, &v) in s.iter() {
-                count += 1;
-                sum = acc(sum, k, v);
-            }
+            (count, sum) = count_and_sum(s.iter().map(pairs));
             elapsed = t0.elapsed();
             drop(s);
         }
         IterVariant::InlineHamt => {
             t0 = Instant::now();
-            for r in maps.inline.iter() {
-                let (&k, &v) = r.pair();
-                count += 1;
-                sum = acc(sum, k, v);
-            }
+            (count, sum) = count_and_sum(maps.inline.iter().map(|r| pairs(r.pair())));
             elapsed = t0.elapsed();
         }
         IterVariant::InlineSnapshot => {
             let s = maps.inline.read_only_snapshot();
             t0 = Instant::now();
-            for (&k, &v) in s.iter() {
-                count += 1;
-                sum = acc(sum, k, v);
-            }
+            (count, sum) = count_and_sum(s.iter().map(pairs));
             elapsed = t0.elapsed();
             drop(s);
         }
         IterVariant::Std => {
             t0 = Instant::now();
-            for (&k, &v) in &maps.std {
-                count += 1;
-                sum = acc(sum, k, v);
-            }
+            (count, sum) = count_and_sum(maps.std.iter().map(pairs));
             elapsed = t0.elapsed();
         }
         IterVariant::Papaya => {
             t0 = Instant::now();
             let g = maps.papaya.pin();
-            for (&k, &v) in g.iter() {
-                count += 1;
-                sum = acc(sum, k, v);
-            }
+            (count, sum) = count_and_sum(g.iter().map(pairs));
             elapsed = t0.elapsed();
             drop(g);
         }
