@@ -71,11 +71,9 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
         type T<K, V, L> = E<K, V, L>;
         let inline = <T<K, V, L> as EntryOps<K, V>>::INLINE;
         // Three guards, hand over hand: the current INode (the root at first), its main node,
-        // and the child being entered. (Three `new`s: each is a load of a const thread-local
-        // and a bit operation, which the compiler keeps in registers.)
-        let mut inode_guard = HazardPointer::new(&self.domain);
-        let mut main_guard = HazardPointer::new(&self.domain);
-        let mut child_guard = HazardPointer::new(&self.domain);
+        // and the child being entered; taken together, with one thread-local access.
+        let [mut inode_guard, mut main_guard, mut child_guard] =
+            HazardPointer::array::<3>(&self.domain);
         let root = self.read_root(&mut inode_guard);
         let how = Decide::Unpinned {
             root: &self.root,
