@@ -1,6 +1,7 @@
 //! loom models of the trie's CAS steps: insert against remove against contraction (tomb and
 //! parent cleaning), on two or three keys that share a subtree, with a concurrent reader;
-//! and the snapshot steps: a write's GCAS (below the root and at the root) against a
+//! lookups alone against a fold and against a pair pushed down (reader on the spawned
+//! thread); and the snapshot steps: a write's GCAS (below the root and at the root) against a
 //! concurrent snapshot's root swap, and two snapshots' RDCSS root swaps against an insert.
 //! Runs on the hazard crate's fallback fence (see its `fence` module). The maps' domains scan
 //! only where a model calls `reclaim` (see `raw::new_domain`): the scan protocol is proven by
@@ -548,5 +549,59 @@ fn inline_ref_protects_its_main_node() {
         assert_eq!(map.get(&A).map(|r| *r), Some(11));
         assert_eq!(map.get(&C).map(|r| *r), Some(30));
         assert_eq!(map.len(), 3);
+    });
+}
+
+// Lookups against the two structural changes, with the reader on the spawned thread (loom
+// runs the main thread first: see `inline_ref_protects_its_main_node` and tokio-rs/loom#392).
+// The older models above that race a lookup against these changes run it on the main thread,
+// where loom 0.7 does not reorder it after the writer's CAS; these two give the lookup alone
+// the second thread, with one writer, so that it runs before, between and after each of the
+// writer's steps.
+
+/// A lookup of B while the main thread removes C from the child INode of {A, B, C}: the child
+/// becomes a tomb, which the remover folds into the root as the pair {A, B}, then scans. B is
+/// found whichever node the lookup meets (the child, its tomb, or the root's pair), and no
+/// node it reads is freed under it.
+#[test]
+fn lookup_against_a_fold() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(&[A, B, C], &drops);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert_eq!(map.get(&B).map(|r| r.0), Some(B), "B is never lost");
+            })
+        };
+        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(map_keys(&map), [A, B]);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 3, "every value dropped exactly once");
+    });
+}
+
+/// A lookup of B while the main thread inserts C, pushing the root's pair {A, B} down into a
+/// new child INode, then scans. B is found in the root's pair or in the child, and the root
+/// main node the lookup may still read is not freed under it.
+#[test]
+fn lookup_against_a_pair_pushed_down() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(&[A, B], &drops);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert_eq!(map.get(&B).map(|r| r.0), Some(B), "B is never lost");
+            })
+        };
+        assert!(map.insert(C, Counted(C, drops.clone())).is_none());
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(map_keys(&map), [A, B, C]);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 3, "every value dropped exactly once");
     });
 }
