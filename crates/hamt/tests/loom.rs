@@ -686,6 +686,9 @@ fn cached_lookup_against_a_fold_and_a_write() {
 
 /// A lookup that fills the cache while the main thread clears the map: the lookup sees B or
 /// nothing, and the table does not keep the old trie (`clear` or the filler empties it).
+/// On the fallback fence only: `clear` scans at once, and a scan concurrent with an unfenced
+/// reader is outside what the unfenced suite can model (see `concurrent_scan`; the same
+/// model without the cache fails there too).
 #[test]
 fn cache_filled_against_clear() {
     model(|| {
