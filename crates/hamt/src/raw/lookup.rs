@@ -7,10 +7,16 @@
 //!   lookup is past it: a pending GCAS that the lookup decides is decided against the root's
 //!   address and generation ([`Decide::Unpinned`]). Every node is protected before it is dereferenced, and
 //!   validated against the INode that led to it (see the `raw` module docs).
-//! - A lookup never writes, never renews, never cleans: a tomb is read as the entries it holds,
-//!   and an INode of an older generation is read as it is (it is frozen, and still current for
-//!   this map while the validated path leads to it). A pending GCAS it meets is decided (that
-//!   is the only write a reader makes, and any thread may make it).
+//! - In a map with a level cache ([`cache`](super::cache)), the lookup starts from the cached
+//!   INode of its path three levels down, protected through the cache's slot, if that INode
+//!   is of the generation of the root it read; if its main node is a tomb (folded out of the
+//!   trie), the lookup empties the slot and starts again from the root. A walk from the root
+//!   fills the slot of the INode it passes at that depth.
+//! - A lookup never writes to the trie, never renews, never cleans: a tomb is read as the
+//!   entries it holds (below the cached depth), and an INode of an older generation is read
+//!   as it is (it is frozen, and still current for this map while the validated path leads to
+//!   it). A pending GCAS it meets is decided (any thread may), and it fills or empties level
+//!   cache slots; those are the only writes a reader makes.
 //! - The `Ref` it returns keeps protected what holds the entry: the leaf, or, for an inline
 //!   entry, the main node itself.
 
