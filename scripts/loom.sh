@@ -45,6 +45,14 @@ hamt two_snapshots_against_an_insert 1
 hamt pair_pushed_down_against_a_removal 2
 hamt fold_through_the_parent_against_an_insert 1
 hamt inline_ref_protects_its_main_node 1
+hamt lookup_against_a_fold 4
+hamt lookup_against_a_pair_pushed_down 4
+hamt cache_filled_against_a_fold 3
+hamt cached_lookup_against_a_fold_and_a_write 2
+hamt cache_filled_against_clear 3
+hamt cached_lookup_against_a_snapshot_and_a_write 2
+hamt cached_tomb_against_a_write_then_a_read 2
+hamt cached_old_generation_against_a_write_then_a_read 2
 unfenced insert_against_remove_and_contraction 2
 unfenced concurrent_removals_contract_once 2
 unfenced updates_on_one_key_sum_exactly 2
@@ -56,6 +64,13 @@ unfenced two_snapshots_against_an_insert 0
 unfenced pair_pushed_down_against_a_removal 2
 unfenced fold_through_the_parent_against_an_insert 2
 unfenced inline_ref_protects_its_main_node 3
+unfenced lookup_against_a_fold 6
+unfenced lookup_against_a_pair_pushed_down 6
+unfenced cache_filled_against_a_fold 3
+unfenced cached_lookup_against_a_fold_and_a_write 3
+unfenced cached_lookup_against_a_snapshot_and_a_write 2
+unfenced cached_tomb_against_a_write_then_a_read 2
+unfenced cached_old_generation_against_a_write_then_a_read 1
 "
 
 # Every model in the two loom files must be in the plan (a model left out is never run).

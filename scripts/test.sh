@@ -13,6 +13,10 @@ cargo fmt --all --check
 echo "=== cargo test (workspace, optimised test profile with debug assertions)"
 cargo test --locked --workspace --exclude benches
 
+echo "=== the trie's tests again with the level cache in every map (--cfg hamt_cache_always)"
+RUSTFLAGS="--cfg hamt_cache_always" cargo test --locked -p concurrent-hamt \
+  --target-dir target/cache-always
+
 echo "=== benchmarks compile"
 cargo build --locked -p benches --benches --release
 

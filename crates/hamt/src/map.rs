@@ -143,6 +143,22 @@ impl<K, V, S, L: Layout<K, V>> Hamt<K, V, S, L> {
         Self::from_inner(Inner::with_hasher(hasher))
     }
 
+    /// As [`with_layout`](Self::with_layout), with the level cache (the table of the INodes
+    /// three levels below the root that large maps' lookups start from) kept from `min_len`
+    /// entries on instead of 2^16 (`usize::MAX`: never). For tests of the cache on small maps;
+    /// not part of the stable API.
+    #[doc(hidden)]
+    pub fn with_level_cache_from(hasher: S, min_len: usize) -> Self {
+        Self::from_inner(Inner::with_hasher_and_cache(hasher, min_len))
+    }
+
+    /// The level cache's filled slots, or `None` if the map has no table (yet). For tests
+    /// and diagnostics; not part of the stable API.
+    #[doc(hidden)]
+    pub fn level_cache_filled(&self) -> Option<usize> {
+        self.inner.cache.filled()
+    }
+
     pub(crate) fn from_inner(inner: Inner<K, V, S, L>) -> Self {
         Hamt {
             inner: Arc::new(inner),
@@ -285,6 +301,8 @@ impl<K, V, S, L: Layout<K, V>> Hamt<K, V, S, L> {
     /// counting them for [`len`](Self::len) walks the old trie once.
     pub fn clear(&self) {
         let old_root = self.inner.take_root();
+        // The level cache must not keep the old trie alive.
+        self.inner.cache.evict_all(&self.inner.domain);
         let mut guard = HazardPointer::new(&self.inner.domain);
         // Safety: the old root is ours (its reference passed to us) and frozen: no write can
         // commit in its generation any more.

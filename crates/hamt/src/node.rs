@@ -378,9 +378,14 @@ pub(crate) unsafe fn release_entry<K, V, T: EntryOps<K, V>>(e: T, batch: &mut Ba
 /// An indirection node.
 #[repr(C)]
 pub(crate) struct INode {
-    /// Main nodes that hold this INode (or the map or snapshot whose root it is), in the word
-    /// that chains it once retired (nothing reads the count of a retired INode).
+    /// Chains the INode once retired.
     link: Link,
+    /// Main nodes that hold this INode (or the map or snapshot whose root it is, or a map's
+    /// level cache). A word of its own, not the link's (as a leaf's count is): the level
+    /// cache takes references on INodes it read through a hazard pointer, which may have
+    /// been let go and retired meanwhile, and only a count that stays zero once retired
+    /// tells that apart ([`acquire_ref_if_live`]).
+    rc: AtomicUsize,
     /// The current main node. Never null. It may hold a main node whose GCAS is pending
     /// (see `raw`), which readers decide before using. Invariant: once it holds a committed
     /// tomb, it never changes again.
@@ -495,7 +500,8 @@ impl INode {
     /// A fresh INode of generation `gen` holding one reference to `main`.
     pub(crate) fn new(main: *mut Main, gen: u64) -> *mut INode {
         Box::into_raw(Box::new(INode {
-            link: Link::new(1),
+            link: Link::new(0),
+            rc: AtomicUsize::new(1),
             main: AtomicPtr::new(main),
             gen: Data::new(gen),
             hint: Hint::new(main),
@@ -505,7 +511,7 @@ impl INode {
     /// The reference count.
     #[inline(always)]
     pub(crate) fn rc(&self) -> &AtomicUsize {
-        self.link.word()
+        &self.rc
     }
 
     /// The generation this INode belongs to.

@@ -4,7 +4,7 @@
 pub(crate) use loom::sync::atomic::{fence, AtomicIsize, AtomicPtr, AtomicUsize};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize};
+pub(crate) use std::sync::atomic::{fence, AtomicIsize, AtomicPtr, AtomicUsize};
 
 /// Under loom only, a `fence(SeqCst)` where the real code relies on a `SeqCst` store (or
 /// read-modify-write) followed by a `SeqCst` load never being reordered (the

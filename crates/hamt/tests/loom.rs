@@ -1,6 +1,7 @@
 //! loom models of the trie's CAS steps: insert against remove against contraction (tomb and
 //! parent cleaning), on two or three keys that share a subtree, with a concurrent reader;
-//! and the snapshot steps: a write's GCAS (below the root and at the root) against a
+//! lookups alone against a fold and against a pair pushed down (reader on the spawned
+//! thread); and the snapshot steps: a write's GCAS (below the root and at the root) against a
 //! concurrent snapshot's root swap, and two snapshots' RDCSS root swaps against an insert.
 //! Runs on the hazard crate's fallback fence (see its `fence` module). The maps' domains scan
 //! only where a model calls `reclaim` (see `raw::new_domain`): the scan protocol is proven by
@@ -548,5 +549,287 @@ fn inline_ref_protects_its_main_node() {
         assert_eq!(map.get(&A).map(|r| *r), Some(11));
         assert_eq!(map.get(&C).map(|r| *r), Some(30));
         assert_eq!(map.len(), 3);
+    });
+}
+
+// Lookups against the two structural changes, with the reader on the spawned thread (loom
+// runs the main thread first: see `inline_ref_protects_its_main_node` and tokio-rs/loom#392).
+// The older models above that race a lookup against these changes run it on the main thread,
+// where loom 0.7 does not reorder it after the writer's CAS; these two give the lookup alone
+// the second thread, with one writer, so that it runs before, between and after each of the
+// writer's steps.
+
+/// A lookup of B while the main thread removes C from the child INode of {A, B, C}: the child
+/// becomes a tomb, which the remover folds into the root as the pair {A, B}, then scans. B is
+/// found whichever node the lookup meets (the child, its tomb, or the root's pair), and no
+/// node it reads is freed under it.
+#[test]
+fn lookup_against_a_fold() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(&[A, B, C], &drops);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert_eq!(map.get(&B).map(|r| r.0), Some(B), "B is never lost");
+            })
+        };
+        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(map_keys(&map), [A, B]);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 3, "every value dropped exactly once");
+    });
+}
+
+/// A lookup of B while the main thread inserts C, pushing the root's pair {A, B} down into a
+/// new child INode, then scans. B is found in the root's pair or in the child, and the root
+/// main node the lookup may still read is not freed under it.
+#[test]
+fn lookup_against_a_pair_pushed_down() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = map_of(&[A, B], &drops);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert_eq!(map.get(&B).map(|r| r.0), Some(B), "B is never lost");
+            })
+        };
+        assert!(map.insert(C, Counted(C, drops.clone())).is_none());
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(map_keys(&map), [A, B, C]);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 3, "every value dropped exactly once");
+    });
+}
+
+// The level cache (`raw/cache.rs`): under loom its table caches the INodes one level below
+// the root, so that {A, B, C}'s child INode is cached in slot 1. Readers on the spawned
+// thread, as above.
+
+/// A map holding `keys`, with a level cache from the start.
+fn cached_map_of(keys: &[u64], drops: &Arc<AtomicUsize>) -> Map {
+    let map: Map = Hamt::with_level_cache_from(Identity, 0);
+    for &k in keys {
+        map.insert(k, Counted(k, drops.clone()));
+    }
+    map
+}
+
+/// A lookup that fills the cache with the child INode of {A, B, C} while the main thread
+/// removes C, which entombs that child and folds it into the root: B is found, and the
+/// table does not keep the folded INode (the filler or the folder empties the slot: the
+/// store-buffering fences of `install` and `evict`).
+#[test]
+fn cache_filled_against_a_fold() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = cached_map_of(&[A, B, C], &drops);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                assert_eq!(map.get(&B).map(|r| r.0), Some(B), "B is never lost");
+            })
+        };
+        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(
+            map.level_cache_filled(),
+            Some(0),
+            "no folded INode in the table"
+        );
+        assert_eq!(map_keys(&map), [A, B]);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 3, "every value dropped exactly once");
+    });
+}
+
+/// A lookup that starts from the cached child INode of {A, B, C} while the main thread
+/// removes C (a tomb, folded into the root), then replaces B: the lookup finds B (the old
+/// value or the new), never reads a freed node, and a second lookup never goes back to the
+/// old value once it saw the new one.
+#[test]
+fn cached_lookup_against_a_fold_and_a_write() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = cached_map_of(&[A, B, C], &drops);
+        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
+        assert_eq!(map.level_cache_filled(), Some(1));
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                let first = map.get(&B).map(|r| r.0).expect("B is never lost");
+                let second = map.get(&B).map(|r| r.0).expect("B is never lost");
+                assert!(first == B || first == 1000 + B, "read {first}");
+                assert!(
+                    !(first == 1000 + B && second == B),
+                    "went back to the old value"
+                );
+            })
+        };
+        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
+        assert_eq!(
+            map.insert(B, Counted(1000 + B, drops.clone())).map(|r| r.0),
+            Some(B)
+        );
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(map.get(&B).map(|r| r.0), Some(1000 + B));
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 4, "every value dropped exactly once");
+    });
+}
+
+/// A lookup that fills the cache while the main thread clears the map: the lookup sees B or
+/// nothing, and the table does not keep the old trie (`clear` or the filler empties it).
+/// On the fallback fence only: `clear` scans at once, and a scan concurrent with an unfenced
+/// reader is outside what the unfenced suite can model (see `concurrent_scan`; the same
+/// model without the cache fails there too).
+#[test]
+fn cache_filled_against_clear() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = cached_map_of(&[A, B, C], &drops);
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                let r = map.get(&B).map(|r| r.0);
+                assert!(r.is_none() || r == Some(B), "read {r:?}");
+            })
+        };
+        map.clear();
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(
+            map.level_cache_filled(),
+            Some(0),
+            "no old INode in the table"
+        );
+        assert!(map.get(&B).is_none());
+        map.reclaim();
+        assert_eq!(
+            drops.load(Relaxed),
+            3,
+            "the old trie is freed while the map lives"
+        );
+        drop(map);
+    });
+}
+
+/// A lookup from the cached child INode while the main thread takes a read-only snapshot
+/// and then replaces B (which renews the child into the new generation): the map's second
+/// lookup never goes back to the old value, and the snapshot keeps it.
+#[test]
+fn cached_lookup_against_a_snapshot_and_a_write() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = cached_map_of(&[A, B, C], &drops);
+        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
+        let reader = {
+            let map = map.clone();
+            thread::spawn(move || {
+                let first = map.get(&B).map(|r| r.0).expect("B is never lost");
+                let second = map.get(&B).map(|r| r.0).expect("B is never lost");
+                assert!(
+                    !(first == 1000 + B && second == B),
+                    "went back to the old value"
+                );
+            })
+        };
+        let snap = map.read_only_snapshot();
+        assert_eq!(
+            map.insert(B, Counted(1000 + B, drops.clone())).map(|r| r.0),
+            Some(B)
+        );
+        concurrent_scan(&map);
+        reader.join().unwrap();
+        assert_eq!(map.get(&B).map(|r| r.0), Some(1000 + B));
+        assert_eq!(snap.get(&B).map(|v| v.0), Some(B));
+        drop(snap);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 4, "every value dropped exactly once");
+    });
+}
+
+/// The lookup's own tomb check on a cached INode (the evictions alone do not cover it): the
+/// main thread removes C, entombing the cached child of {A, B, C} and folding it into the
+/// root, then empties the slot; the other thread replaces B and reads it back. Between the
+/// fold and the eviction the slot still holds the entombed child, and a lookup that read the
+/// tomb as the live node would return B's old value after its own thread replaced it.
+#[test]
+fn cached_tomb_against_a_write_then_a_read() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = cached_map_of(&[A, B, C], &drops);
+        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
+        let writer = {
+            let (map, drops) = (map.clone(), drops.clone());
+            thread::spawn(move || {
+                assert_eq!(
+                    map.insert(B, Counted(1000 + B, drops)).map(|r| r.0),
+                    Some(B)
+                );
+                assert_eq!(
+                    map.get(&B).map(|r| r.0),
+                    Some(1000 + B),
+                    "reads its own write"
+                );
+            })
+        };
+        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
+        concurrent_scan(&map);
+        writer.join().unwrap();
+        assert_eq!(map.get(&B).map(|r| r.0), Some(1000 + B));
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 4, "every value dropped exactly once");
+    });
+}
+
+/// The lookup's own generation check on a cached INode: the main thread takes a read-only
+/// snapshot and replaces A, which renews the cached child of {A, B, C} into the new
+/// generation and then empties the slot; the other thread replaces B and reads it back.
+/// Between the renewal and the eviction the slot still holds the old child, now frozen in
+/// the snapshot's generation; a lookup that used it would miss its own thread's write.
+#[test]
+fn cached_old_generation_against_a_write_then_a_read() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = cached_map_of(&[A, B, C], &drops);
+        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
+        let writer = {
+            let (map, drops) = (map.clone(), drops.clone());
+            thread::spawn(move || {
+                assert_eq!(
+                    map.insert(B, Counted(1000 + B, drops)).map(|r| r.0),
+                    Some(B)
+                );
+                assert_eq!(
+                    map.get(&B).map(|r| r.0),
+                    Some(1000 + B),
+                    "reads its own write"
+                );
+            })
+        };
+        let snap = map.read_only_snapshot();
+        assert_eq!(
+            map.insert(A, Counted(1000 + A, drops.clone())).map(|r| r.0),
+            Some(A)
+        );
+        concurrent_scan(&map);
+        writer.join().unwrap();
+        assert_eq!(map.get(&B).map(|r| r.0), Some(1000 + B));
+        let b = snap.get(&B).map(|v| v.0);
+        assert!(
+            b == Some(B) || b == Some(1000 + B),
+            "the snapshot's B: {b:?}"
+        );
+        assert_eq!(snap.get(&A).map(|v| v.0), Some(A));
+        drop(snap);
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 5, "every value dropped exactly once");
     });
 }

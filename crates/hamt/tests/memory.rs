@@ -1921,3 +1921,71 @@ fn inline_dropping_huge_snapshots_does_not_recurse() {
     });
     m.assert_all_freed("inline: after dropping the huge snapshots");
 }
+
+// ---------------------------------------------------------------------------------------
+// (i): the level cache (the table of the INodes three levels below the root that lookups in
+// large maps start from): once the keys are gone, by removal or `clear`, the table keeps no
+// node alive, and the map's memory is the empty map's (table included).
+
+fn level_cache_round_trips<S: BuildHasher + Clone>(hasher: S, what: &str) {
+    let m = Measure::start(1);
+    // A table from the start (threshold 0), so that the empty map's memory includes it.
+    let map: InlineMap<u64, u64, S> = Hamt::with_level_cache_from(hasher, 0);
+    map.insert(u64::MAX, 1);
+    drop(map.remove(&u64::MAX));
+    map.reclaim();
+    let empty = m.above();
+    let slots = if cfg!(hamt_cache_always) { 32 } else { 1 << 15 };
+    for round in 0..4 {
+        for k in 0..100_000 {
+            map.insert(k, k);
+        }
+        for k in 0..100_000 {
+            assert_eq!(map.get(&k).map(|v| *v), Some(k));
+        }
+        let filled = map.level_cache_filled().expect("a table");
+        assert!(
+            filled > slots / 2,
+            "{what}: the lookups filled the table ({filled})"
+        );
+        if round == 3 {
+            // A snapshot held while the map is rewritten: the renewed INodes replace the
+            // cached ones, which the snapshot keeps until it goes.
+            let snap = map.read_only_snapshot();
+            for k in 0..100_000 {
+                map.insert(k, k + 1);
+            }
+            for k in 0..100_000 {
+                assert_eq!(map.get(&k).map(|v| *v), Some(k + 1));
+            }
+            assert_eq!(snap.len(), 100_000);
+            drop(snap);
+        }
+        if round % 2 == 0 {
+            for k in 0..100_000 {
+                assert!(map.remove(&k).is_some());
+            }
+        } else {
+            map.clear();
+        }
+        map.reclaim();
+        assert_eq!(map.stats().pending, 0);
+        assert_eq!(
+            map.level_cache_filled(),
+            Some(0),
+            "{what}, round {round}: the table keeps no INode"
+        );
+        assert_eq!(
+            m.above(),
+            empty,
+            "{what}, round {round}: (bytes, blocks) differ from the empty map's"
+        );
+    }
+    drop(map);
+    m.assert_all_freed(format_args!("{what}: after dropping the map"));
+}
+
+#[test]
+fn the_level_cache_keeps_nothing_once_the_keys_are_gone() {
+    level_cache_round_trips(RandomState::new(), "random hashes");
+}

@@ -13,6 +13,7 @@
 //!   that fails (the parent changed) or entombs the parent in turn does it walk from the root
 //!   ([`cleanup`](Inner::cleanup)), folding every tomb on the key's path until none is left.
 
+use super::cache::CACHE_LEVEL;
 use super::gcas_read;
 use super::write::{still_holds, Change, Cursor, Position};
 use super::{Decide, Inner};
@@ -72,7 +73,14 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
         ch.dropped_child = pos.inode;
         // Safety: the cursor protects the parent pair, the root and the old INode.
         match unsafe { self.apply(&ch, pos.root, guard, batch) } {
-            Ok(settle) => settle.settle(batch),
+            Ok(settle) => {
+                settle.settle(batch);
+                if pos.level == CACHE_LEVEL {
+                    // The old INode is off this generation's trie: not kept by the cache.
+                    // Safety: the cursor protects it.
+                    unsafe { self.cache.evict(hash, pos.inode, batch) };
+                }
+            }
             Err(_) => {
                 // Safety: never reachable through a committed node: ours.
                 drop(unsafe { Box::from_raw(renewed) });
@@ -125,6 +133,11 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
         match unsafe { self.apply(&ch, pos.root, guard, batch) } {
             Ok(settle) => {
                 settle.settle(batch);
+                if pos.level == CACHE_LEVEL {
+                    // Folded off the trie: not kept by the cache.
+                    // Safety: the cursor protects the tomb's INode.
+                    unsafe { self.cache.evict(hash, pos.inode, batch) };
+                }
                 if entombed {
                     Fold::Entombed
                 } else {

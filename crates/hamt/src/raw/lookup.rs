@@ -7,20 +7,28 @@
 //!   lookup is past it: a pending GCAS that the lookup decides is decided against the root's
 //!   address and generation ([`Decide::Unpinned`]). Every node is protected before it is dereferenced, and
 //!   validated against the INode that led to it (see the `raw` module docs).
-//! - A lookup never writes, never renews, never cleans: a tomb is read as the entries it holds,
-//!   and an INode of an older generation is read as it is (it is frozen, and still current for
-//!   this map while the validated path leads to it). A pending GCAS it meets is decided (that
-//!   is the only write a reader makes, and any thread may make it).
+//! - In a map with a level cache ([`cache`](super::cache)), the lookup starts from the cached
+//!   INode of its path three levels down, protected through the cache's slot, if that INode
+//!   is of the generation of the root it read; if its main node is a tomb (folded out of the
+//!   trie), the lookup empties the slot and starts again from the root. A walk from the root
+//!   fills the slot of the INode it passes at that depth.
+//! - A lookup never writes to the trie, never renews, never cleans: a tomb is read as the
+//!   entries it holds (below the cached depth), and an INode of an older generation is read
+//!   as it is (it is frozen, and still current for this map while the validated path leads to
+//!   it). A pending GCAS it meets is decided (any thread may), and it fills or empties level
+//!   cache slots; those are the only writes a reader makes.
 //! - The `Ref` it returns keeps protected what holds the entry: the leaf, or, for an inline
 //!   entry, the main node itself.
 
+use super::cache::{Table, CACHE_LEVEL};
 use super::gcas::gcas_read_hinted;
 use super::write::still_holds;
 use super::{key_of, value_of, Decide, Inner};
 use crate::layout::Layout;
 use crate::map::Ref;
+use crate::node::INode;
 use crate::node::{slot_bit, EntryOps, Kind, BITS, E, MAX_LEVEL};
-use hazard::HazardPointer;
+use hazard::{Batch, HazardPointer};
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::mem;
@@ -51,6 +59,28 @@ macro_rules! with_popcnt {
     }};
 }
 
+/// Whether a lookup of `hash` that found no level cache asks whether the map should have one
+/// (one in 64, by the hash's top bits: asking sums the size counters).
+#[inline(always)]
+pub(crate) fn sampled(hash: u64) -> bool {
+    cfg!(hamt_cache_always) || hash >> 58 == 0
+}
+
+impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
+    /// Empties the level cache's slot of `hash` if it holds `inode`.
+    ///
+    /// # Safety
+    /// 1. `inode` is protected by the caller.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn evict_cached(&self, hash: u64, inode: *mut INode) {
+        let mut batch = Batch::new(&self.domain);
+        // Safety: 1.
+        unsafe { self.cache.evict(hash, inode, &mut batch) };
+        batch.flush_without_scan();
+    }
+}
+
 impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
     /// Looks `key` up (see the module docs).
     #[inline]
@@ -59,11 +89,36 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        with_popcnt!(find_popcnt, self.find_in(hash, key))
+        with_popcnt!(
+            find_popcnt,
+            match self.cache.table() {
+                Some(t) => self.find_in::<true, false, Q>(hash, key, Some(t)),
+                None => self.find_in::<false, true, Q>(hash, key, None),
+            }
+        )
     }
 
+    /// The lookup after a cached INode turned out folded: from the root, without the cache.
+    #[cold]
+    #[inline(never)]
+    fn find_uncached<Q>(&self, hash: u64, key: &Q) -> Option<Ref<'_, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.find_in::<false, false, Q>(hash, key, None)
+    }
+
+    /// The lookup; with `CACHE`, starting from the level cache `table` where it can (and
+    /// filling it); with `GROW` (a map without a table yet), asking on deep lookups whether
+    /// the map should have one.
     #[inline(always)]
-    fn find_in<Q>(&self, hash: u64, key: &Q) -> Option<Ref<'_, K, V>>
+    fn find_in<const CACHE: bool, const GROW: bool, Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        table: Option<&Table>,
+    ) -> Option<Ref<'_, K, V>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -71,20 +126,39 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
         type T<K, V, L> = E<K, V, L>;
         let inline = <T<K, V, L> as EntryOps<K, V>>::INLINE;
         // Three guards, hand over hand: the current INode (the root at first), its main node,
-        // and the child being entered. (Three `new`s: each is a load of a const thread-local
-        // and a bit operation, which the compiler keeps in registers.)
-        let mut inode_guard = HazardPointer::new(&self.domain);
-        let mut main_guard = HazardPointer::new(&self.domain);
-        let mut child_guard = HazardPointer::new(&self.domain);
-        let root = self.read_root(&mut inode_guard);
+        // and the child being entered; taken together, with one thread-local access.
+        let [mut inode_guard, mut main_guard, mut child_guard] =
+            HazardPointer::array::<3>(&self.domain);
+        let start = self.read_root(&mut inode_guard);
+        // Safety: protected by `inode_guard`.
+        let gen = unsafe { (*start).gen() };
         let how = Decide::Unpinned {
             root: &self.root,
-            start: root,
-            // Safety: protected by `inode_guard`.
-            gen: unsafe { (*root).gen() },
+            start,
+            gen,
         };
-        let mut inode = root;
+        let mut inode = start;
         let mut level = 0;
+        // Whether the lookup started from the level cache.
+        let mut cached = false;
+        let table = if CACHE { table } else { None };
+        if let Some(t) = table {
+            let s = child_guard.protect(t.slot(hash));
+            if !s.is_null() {
+                // Safety: protected, through the slot (which holds a reference on it).
+                let g = unsafe { (*s).gen() };
+                if g == gen {
+                    mem::swap(&mut inode_guard, &mut child_guard);
+                    inode = s;
+                    level = CACHE_LEVEL;
+                    cached = true;
+                } else if g < gen {
+                    // Of a generation before the root's: stale for good.
+                    // Safety: protected.
+                    unsafe { self.evict_cached(hash, s) };
+                }
+            }
+        }
         'inode: loop {
             // The key's slot bit at this level (none past the last level: a list).
             let bit = if level < MAX_LEVEL {
@@ -92,7 +166,8 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
             } else {
                 0
             };
-            // Safety: `inode` is protected by `inode_guard`, validated when read.
+            // Safety: `inode` is protected by `inode_guard`, validated when read (or read
+            // from the level cache).
             let m = unsafe {
                 gcas_read_hinted::<T<K, V, L>>(inode, &mut main_guard, how, &self.domain, bit)
             };
@@ -121,11 +196,41 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                     mem::swap(&mut inode_guard, &mut child_guard);
                     inode = child;
                     level += BITS;
+                    if CACHE {
+                        // (Only a walk from the root enters the cached depth.)
+                        if level == CACHE_LEVEL {
+                            if let Some(t) = table {
+                                // Safety: `child` is protected and was reached from `start`
+                                // along a validated path.
+                                unsafe {
+                                    self.cache.install(
+                                        t,
+                                        hash,
+                                        child,
+                                        gen,
+                                        &self.root,
+                                        start,
+                                        &self.domain,
+                                    )
+                                };
+                            }
+                        }
+                    } else if GROW && level == CACHE_LEVEL + BITS && sampled(hash) {
+                        self.cache.maybe_allocate(hash, || self.len());
+                    }
                     continue 'inode;
                 } else {
                     return None;
                 }
             } else {
+                if CACHE && cached && level == CACHE_LEVEL && head.kind() == Kind::Tomb {
+                    // The cached INode was folded out of the trie: empty the slot, and look
+                    // up from the root.
+                    // Safety: protected.
+                    unsafe { self.evict_cached(hash, inode) };
+                    drop((inode_guard, main_guard, child_guard));
+                    return self.find_uncached(hash, key);
+                }
                 (main.data_ptr::<T<K, V, L>>(), head.ndata())
             };
             for j in 0..n {

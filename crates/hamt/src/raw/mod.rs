@@ -5,6 +5,7 @@
 //! | [`gcas`] | GCAS on main nodes, RDCSS on the root (the Ctrie's snapshot protocol) | a decision is made once; readers use committed main nodes only |
 //! | [`root`] | reading the root, the snapshot's root swap, `clear`'s | the root is an INode or a descriptor being completed |
 //! | [`lookup`] | `get`: the read path | every node dereferenced is protected and validated |
+//! | [`cache`] | the level cache: the INodes three levels down, where large maps' lookups start | a cached INode is used only in its generation and if not folded; a slot keeps no node the trie let go of |
 //! | [`write`] | the one write loop behind every update, and its reference counting | a change counts exactly what it keeps from a shared node |
 //! | [`cleanup`] | renewal (copying a node out of a snapshot's generation) and tomb folding | a tomb is folded into its parent, never changed |
 //! | this file | the map's state, its size, how a trie is let go of | |
@@ -30,6 +31,7 @@
 //! none either: a tomb keeps its references until it is reclaimed (see the `node` module),
 //! and a protected tomb is not reclaimed.
 
+pub(crate) mod cache;
 pub(crate) mod cleanup;
 pub(crate) mod gcas;
 pub(crate) mod lookup;
@@ -67,6 +69,8 @@ pub(crate) struct Inner<K, V, S, L: Layout<K, V>> {
     /// Shared by every map and snapshot that may share nodes with this one: a node retired
     /// by one of them may be protected by a reader of another.
     pub(crate) domain: Arc<Domain>,
+    /// The INodes at one depth, for lookups in large maps (see [`cache`]).
+    pub(crate) cache: cache::LevelCache,
     /// Owns `K`s and `V`s (for drop check and auto traits).
     _marker: PhantomData<(K, V, L)>,
 }
@@ -84,6 +88,22 @@ impl<K, V, S, L: Layout<K, V>> Drop for Inner<K, V, S, L> {
         // root is an INode.
         let root = self.root.load(Relaxed).cast::<INode>();
         let base = mem::replace(self.base_main.get_mut(), ptr::null_mut());
+        // The level cache's references first (each only drops a count, unless the INode is
+        // no longer on the trie).
+        let cached = self.cache.take_all();
+        if Arc::strong_count(&self.domain) == 1 {
+            for inode in cached {
+                // Safety: as for the root below: the domain is ours alone, and so is the
+                // slot's reference on `inode`.
+                unsafe { free_tree::<K, V, E<K, V, L>>(inode) };
+            }
+        } else if !cached.is_empty() {
+            let mut batch = Batch::new(&self.domain);
+            for inode in cached {
+                // Safety: the slot's reference, now ours.
+                unsafe { release(inode, &mut batch) };
+            }
+        }
         // Safety: the last handle is gone; we own the root's reference (and the base's).
         unsafe { release_tree::<K, V, L>(root, base, &self.domain, Release::Last) };
     }
@@ -200,12 +220,18 @@ pub(crate) unsafe fn frozen_size<T>(
 
 impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
     pub(crate) fn with_hasher(hasher: S) -> Self {
+        Self::with_hasher_and_cache(hasher, cache::MIN_LEN)
+    }
+
+    /// A new map whose level cache starts at `min_len` entries (`usize::MAX`: never).
+    pub(crate) fn with_hasher_and_cache(hasher: S, min_len: usize) -> Self {
         let gen = crate::node::fresh_gen();
-        Self::with_root(
+        Self::with_root_and_cache(
             INode::new(Main::empty_cnode::<E<K, V, L>>(gen), gen),
             hasher,
             ptr::null_mut(),
             Arc::new(new_domain::<K, V, L>()),
+            min_len,
         )
     }
 
@@ -218,6 +244,16 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
         base: *mut Main,
         domain: Arc<Domain>,
     ) -> Self {
+        Self::with_root_and_cache(root, hasher, base, domain, cache::MIN_LEN)
+    }
+
+    fn with_root_and_cache(
+        root: *mut INode,
+        hasher: S,
+        base: *mut Main,
+        domain: Arc<Domain>,
+        min_len: usize,
+    ) -> Self {
         let base_count = OnceLock::new();
         if base.is_null() {
             let _ = base_count.set(0);
@@ -229,6 +265,7 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
             base: base_count,
             base_main: std::sync::atomic::AtomicPtr::new(base),
             domain,
+            cache: cache::LevelCache::new(min_len),
             _marker: PhantomData,
         }
     }
