@@ -110,7 +110,7 @@ impl LevelCache {
             // (Not one more atomic step for the models that do not use the cache.)
             return None;
         }
-        // Acquire: pairs with the Release CAS in `allocate` (the slots' initial nulls).
+        // Acquire: pairs with the Release CAS in `maybe_allocate` (the slots' initial nulls).
         let t = self.table.load(Acquire);
         // Safety: once published, the table lives as long as the map (`&self`).
         unsafe { t.as_ref() }
@@ -289,7 +289,7 @@ impl LevelCache {
         if t.is_null() {
             return Vec::new();
         }
-        // Safety: allocated by `allocate`, published once; no reader is left.
+        // Safety: allocated by `new_table`, published once; no reader is left.
         let table = unsafe { Box::from_raw(t) };
         table
             .slots
