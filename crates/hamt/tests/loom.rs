@@ -619,6 +619,44 @@ fn cached_map_of(keys: &[u64], drops: &Arc<AtomicUsize>) -> Map {
     map
 }
 
+/// {A, B, C} with a level cache whose slot 1 holds their child INode (a lookup of B filled it).
+fn cached_abc_with_its_slot_filled(drops: &Arc<AtomicUsize>) -> Map {
+    let map = cached_map_of(&[A, B, C], drops);
+    assert_eq!(map.get(&B).map(|r| r.0), Some(B));
+    map
+}
+
+/// A thread that looks B up twice (while the main thread replaces it with `1000 + B`): B is
+/// found both times, with its old or new value, and never the old after the new.
+fn spawn_reader_of_b_twice(map: &Map) -> thread::JoinHandle<()> {
+    let map = map.clone();
+    thread::spawn(move || {
+        let first = map.get(&B).map(|r| r.0).expect("B is never lost");
+        let second = map.get(&B).map(|r| r.0).expect("B is never lost");
+        assert!(first == B || first == 1000 + B, "read {first}");
+        assert!(
+            !(first == 1000 + B && second == B),
+            "went back to the old value"
+        );
+    })
+}
+
+/// A thread that replaces B with `1000 + B` and then reads its own write.
+fn spawn_replace_b_and_read_it(map: &Map, drops: &Arc<AtomicUsize>) -> thread::JoinHandle<()> {
+    let (map, drops) = (map.clone(), drops.clone());
+    thread::spawn(move || {
+        assert_eq!(
+            map.insert(B, Counted(1000 + B, drops)).map(|r| r.0),
+            Some(B)
+        );
+        assert_eq!(
+            map.get(&B).map(|r| r.0),
+            Some(1000 + B),
+            "reads its own write"
+        );
+    })
+}
+
 /// A lookup that fills the cache with the child INode of {A, B, C} while the main thread
 /// removes C, which entombs that child and folds it into the root: B is found, and the
 /// table does not keep the folded INode (the filler or the folder empties the slot: the
@@ -656,21 +694,9 @@ fn cache_filled_against_a_fold() {
 fn cached_lookup_against_a_fold_and_a_write() {
     model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let map = cached_map_of(&[A, B, C], &drops);
-        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
+        let map = cached_abc_with_its_slot_filled(&drops);
         assert_eq!(map.level_cache_filled(), Some(1));
-        let reader = {
-            let map = map.clone();
-            thread::spawn(move || {
-                let first = map.get(&B).map(|r| r.0).expect("B is never lost");
-                let second = map.get(&B).map(|r| r.0).expect("B is never lost");
-                assert!(first == B || first == 1000 + B, "read {first}");
-                assert!(
-                    !(first == 1000 + B && second == B),
-                    "went back to the old value"
-                );
-            })
-        };
+        let reader = spawn_reader_of_b_twice(&map);
         assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
         assert_eq!(
             map.insert(B, Counted(1000 + B, drops.clone())).map(|r| r.0),
@@ -727,19 +753,8 @@ fn cache_filled_against_clear() {
 fn cached_lookup_against_a_snapshot_and_a_write() {
     model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let map = cached_map_of(&[A, B, C], &drops);
-        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
-        let reader = {
-            let map = map.clone();
-            thread::spawn(move || {
-                let first = map.get(&B).map(|r| r.0).expect("B is never lost");
-                let second = map.get(&B).map(|r| r.0).expect("B is never lost");
-                assert!(
-                    !(first == 1000 + B && second == B),
-                    "went back to the old value"
-                );
-            })
-        };
+        let map = cached_abc_with_its_slot_filled(&drops);
+        let reader = spawn_reader_of_b_twice(&map);
         let snap = map.read_only_snapshot();
         assert_eq!(
             map.insert(B, Counted(1000 + B, drops.clone())).map(|r| r.0),
@@ -764,22 +779,8 @@ fn cached_lookup_against_a_snapshot_and_a_write() {
 fn cached_tomb_against_a_write_then_a_read() {
     model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let map = cached_map_of(&[A, B, C], &drops);
-        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
-        let writer = {
-            let (map, drops) = (map.clone(), drops.clone());
-            thread::spawn(move || {
-                assert_eq!(
-                    map.insert(B, Counted(1000 + B, drops)).map(|r| r.0),
-                    Some(B)
-                );
-                assert_eq!(
-                    map.get(&B).map(|r| r.0),
-                    Some(1000 + B),
-                    "reads its own write"
-                );
-            })
-        };
+        let map = cached_abc_with_its_slot_filled(&drops);
+        let writer = spawn_replace_b_and_read_it(&map, &drops);
         assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
         concurrent_scan(&map);
         writer.join().unwrap();
@@ -798,22 +799,8 @@ fn cached_tomb_against_a_write_then_a_read() {
 fn cached_old_generation_against_a_write_then_a_read() {
     model(|| {
         let drops = Arc::new(AtomicUsize::new(0));
-        let map = cached_map_of(&[A, B, C], &drops);
-        assert_eq!(map.get(&B).map(|r| r.0), Some(B)); // fills the slot
-        let writer = {
-            let (map, drops) = (map.clone(), drops.clone());
-            thread::spawn(move || {
-                assert_eq!(
-                    map.insert(B, Counted(1000 + B, drops)).map(|r| r.0),
-                    Some(B)
-                );
-                assert_eq!(
-                    map.get(&B).map(|r| r.0),
-                    Some(1000 + B),
-                    "reads its own write"
-                );
-            })
-        };
+        let map = cached_abc_with_its_slot_filled(&drops);
+        let writer = spawn_replace_b_and_read_it(&map, &drops);
         let snap = map.read_only_snapshot();
         assert_eq!(
             map.insert(A, Counted(1000 + A, drops.clone())).map(|r| r.0),
