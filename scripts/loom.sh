@@ -53,6 +53,9 @@ hamt cache_filled_against_clear 3
 hamt cached_lookup_against_a_snapshot_and_a_write 2
 hamt cached_tomb_against_a_write_then_a_read 2
 hamt cached_old_generation_against_a_write_then_a_read 2
+hamt cached_writes_against_a_fold 1
+hamt cached_gcas_against_a_snapshot 2
+hamt cached_removal_against_a_snapshot 1
 unfenced insert_against_remove_and_contraction 2
 unfenced concurrent_removals_contract_once 2
 unfenced updates_on_one_key_sum_exactly 2
@@ -68,9 +71,12 @@ unfenced lookup_against_a_fold 6
 unfenced lookup_against_a_pair_pushed_down 6
 unfenced cache_filled_against_a_fold 3
 unfenced cached_lookup_against_a_fold_and_a_write 3
-unfenced cached_lookup_against_a_snapshot_and_a_write 2
+unfenced cached_lookup_against_a_snapshot_and_a_write 1
 unfenced cached_tomb_against_a_write_then_a_read 2
 unfenced cached_old_generation_against_a_write_then_a_read 1
+unfenced cached_writes_against_a_fold 3
+unfenced cached_gcas_against_a_snapshot 2
+unfenced cached_removal_against_a_snapshot 2
 "
 
 # Every model in the two loom files must be in the plan (a model left out is never run).

@@ -8,7 +8,8 @@
 //! `valgrind --tool=callgrind --toggle-collect=*timed_gets*` only the gets are counted.
 //! With a fifth argument `insert` or `remove`, it times the fill (`timed_inserts`) and then
 //! the removal of every key in a scrambled order (`timed_removes`), for `entries` rounded up
-//! to a power of two.
+//! to a power of two; with `churn`, rounds of filling and emptying the map; with `rewrite`,
+//! a full map read once, then every key removed and inserted again (`timed_rewrites`).
 
 use benches::maps::ConcMap;
 use benches::workload::key;
@@ -47,6 +48,16 @@ fn timed_removes<M: ConcMap>(map: &M, entries: u64) {
     }
 }
 
+#[inline(never)]
+fn timed_rewrites<M: ConcMap>(map: &M, entries: u64) {
+    let mask = entries - 1;
+    for j in 0..entries {
+        let i = j.wrapping_mul(0x9e37_79b9_7f4a_7c15) & mask;
+        assert!(map.remove(key(0, i)));
+        assert!(map.insert(key(0, i), i));
+    }
+}
+
 fn run_writes<M: ConcMap>(entries: u64, op: &str) {
     let entries = entries.next_power_of_two();
     let map = M::create(None);
@@ -67,6 +78,16 @@ fn run_writes<M: ConcMap>(entries: u64, op: &str) {
         }
         let ns = timed.as_nanos() as f64 / (rounds * entries) as f64;
         println!("{} entries={entries}: fill {ns:.1} ns per insert", M::NAME);
+        return;
+    }
+    if op == "rewrite" {
+        // A full map that has been read (so that a map with a level cache has filled it),
+        // then each key removed and inserted again, in a scrambled order: writes at full size.
+        black_box(timed_gets(&map, entries, entries));
+        let start = Instant::now();
+        timed_rewrites(&map, entries);
+        let ns = start.elapsed().as_nanos() as f64 / (2 * entries) as f64;
+        println!("{} entries={entries}: rewrite {ns:.1} ns per write", M::NAME);
         return;
     }
     if op == "churn" {

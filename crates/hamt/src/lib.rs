@@ -214,13 +214,15 @@
 //!
 //! **Level cache.** Once a map holds 2^16 entries or more and its lookups go deeper than
 //! three levels, it gets a table of the indirection nodes three levels below the root, one
-//! per path (2^15 slots, 256 KiB, kept until the map is dropped), and lookups start there:
-//! three levels fewer to walk (after Prokopec's Cache-Tries, PPoPP 2018, simplified to one
-//! fixed depth filled by readers). A cached node is used only while it belongs to the map's
-//! current generation and has not been folded away, so the cache never changes what a lookup
-//! returns; after a snapshot or `clear` lookups walk from the root again until they have
-//! refilled it. Writes do not use it. A slot keeps no node the trie has let go of (folds,
-//! renewals and `clear` empty theirs), so memory still shrinks as keys go.
+//! per path (2^15 slots, 256 KiB, kept until the map is dropped), and lookups and writes start
+//! there: three levels fewer to walk (after Prokopec's Cache-Tries, PPoPP 2018, simplified to
+//! one fixed depth, filled by the operations that walk past it). A cached node is used only
+//! while it belongs to the map's current generation and has not been folded away, so the cache
+//! never changes what an operation reads or where a write lands; after a snapshot or `clear`
+//! operations walk from the root again until they have refilled it. Only lookups allocate the
+//! table, so a map that is only ever written (or emptied and refilled without being read) does
+//! not get one. A slot keeps no node the trie has let go of (folds, renewals and `clear` empty
+//! theirs), so memory still shrinks as keys go.
 //!
 //! [`BuildHasher`]: std::hash::BuildHasher
 

@@ -248,7 +248,9 @@ fn map_of(keys: &[u64], drops: &Arc<AtomicUsize>) -> Map {
 /// on every read, also after the join; the map holds `after`; every value is dropped exactly
 /// once when the map and the snapshot are dropped (the snapshot last if `snapshot_last`).
 /// With `older`, a snapshot taken before the threads start is held throughout (so the
-/// write first copies its path out of the older generation) and checked at the end.
+/// write first copies its path out of the older generation) and checked at the end. With
+/// `cached`, the map has a level cache whose slots were filled by a lookup of each key (so
+/// that the write starts from a cached INode).
 fn write_against_snapshot(
     before: &'static [u64],
     write: fn(&Map, &Arc<AtomicUsize>),
@@ -256,10 +258,19 @@ fn write_against_snapshot(
     created: usize,
     snapshot_last: bool,
     older: bool,
+    cached: bool,
 ) {
     model(move || {
         let drops = Arc::new(AtomicUsize::new(0));
-        let map = map_of(before, &drops);
+        let map = if cached {
+            let map = cached_map_of(before, &drops);
+            for k in before {
+                assert!(map.get(k).is_some());
+            }
+            map
+        } else {
+            map_of(before, &drops)
+        };
         let older = older.then(|| map.read_only_snapshot());
         let writer = {
             let (map, drops) = (map.clone(), drops.clone());
@@ -330,6 +341,7 @@ fn gcas_below_the_root_against_a_snapshot() {
         1,
         true,
         false,
+        false,
     );
 }
 
@@ -345,6 +357,7 @@ fn renewal_below_the_root_against_a_snapshot() {
         1,
         true,
         true,
+        false,
     );
 }
 
@@ -360,6 +373,7 @@ fn removal_and_contraction_against_a_snapshot() {
         0,
         false,
         false,
+        false,
     );
 }
 
@@ -373,6 +387,7 @@ fn gcas_at_the_root_against_a_snapshot() {
         &[A, D],
         1,
         true,
+        false,
         false,
     );
 }
@@ -819,4 +834,67 @@ fn cached_old_generation_against_a_write_then_a_read() {
         drop(map);
         assert_eq!(drops.load(Relaxed), 5, "every value dropped exactly once");
     });
+}
+
+// Writes from the level cache: a write whose path's slot holds an INode of its root's
+// generation starts there (`raw/write.rs`); its GCAS commits only while that INode is on the
+// trie (not folded) and the root is the one the write read.
+
+/// Two writes that start from the cached child INode of {A, B, C}: the spawned thread
+/// inserts F into it while the main thread removes C, which entombs it (the remover has no
+/// parent in its cursor, so it folds the tomb by a walk from the root). F lands in the child
+/// before the tomb, or (its GCAS failing on the tomb, which sends it to the root) in the
+/// root's pair after the fold. The end state is {A, B, F}; every value is dropped once.
+#[test]
+fn cached_writes_against_a_fold() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let map = cached_abc_with_its_slot_filled(&drops);
+        let inserter = {
+            let (map, drops) = (map.clone(), drops.clone());
+            thread::spawn(move || {
+                assert!(map.insert(F, Counted(F, drops)).is_none());
+            })
+        };
+        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
+        concurrent_scan(&map);
+        inserter.join().unwrap();
+        assert_eq!(map_keys(&map), [A, B, F]);
+        assert_eq!(map.len(), 3);
+        assert!(map.get(&C).is_none());
+        drop(map);
+        assert_eq!(drops.load(Relaxed), 4, "every value dropped exactly once");
+    });
+}
+
+/// An insert from the cached child INode against a snapshot's root swap: its GCAS on the
+/// cached INode commits only if the root is still the one it read; otherwise it renews the
+/// path into the new generation (the cached INode is then of an older one, and not used).
+/// The snapshot holds the map before or after the insert.
+#[test]
+fn cached_gcas_against_a_snapshot() {
+    write_against_snapshot(
+        &[A, B, C],
+        |map, drops| assert!(map.insert(F, Counted(F, drops.clone())).is_none()),
+        &[A, B, C, F],
+        1,
+        true,
+        false,
+        true,
+    );
+}
+
+/// A removal from the cached child INode that entombs it, against a snapshot's root swap:
+/// the tomb's fold (a walk from the root) runs in whichever generation the write read.
+#[test]
+fn cached_removal_against_a_snapshot() {
+    write_against_snapshot(
+        &[A, B, C],
+        |map, _| assert_eq!(map.remove(&C).map(|r| r.0), Some(C)),
+        &[A, B],
+        0,
+        false,
+        false,
+        true,
+    );
 }

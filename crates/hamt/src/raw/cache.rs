@@ -1,15 +1,23 @@
 //! The level cache: a table of the INodes at one depth of the trie, indexed by the hash bits
 //! above that depth, so that a lookup in a large map starts there instead of at the root
-//! (after Prokopec, "Cache-Tries", PPoPP 2018; simplified to one fixed depth, filled by
-//! readers, with no effect on what a lookup returns).
+//! (after Prokopec, "Cache-Tries", PPoPP 2018; simplified to one fixed depth, with no effect on
+//! what a lookup returns or where a write lands). Writes start there too.
 //!
 //! # Invariants
 //!
 //! - A slot holds null or an INode at depth [`CACHE_LEVEL`] (bit offset) whose path is the
 //!   slot's index, with one counted reference on it (so a slot's INode is never freed while
 //!   the slot holds it; a reader protects it through the slot as from any other source).
-//! - Only readers fill a slot, with an INode they reached from the root along a validated
-//!   path, of the generation of the root they started from, whose main node was not a tomb.
+//! - A slot is filled by a lookup or a write that walked from the root (`install`), with an
+//!   INode it reached along a validated path, of the generation of the root it started from,
+//!   whose main node was not a tomb. Only lookups allocate the table.
+//! - A write that starts from a cached INode (of its root's generation, its main node not a
+//!   tomb) is as safe as one that walked there: its GCAS replaces a main node that is not a
+//!   tomb, so the INode was not folded before the CAS, and it cannot be folded while the GCAS
+//!   is pending (a fold reads the main node, which completes the GCAS first); the commit
+//!   checks that the root is still the one the write read. A cached INode has no parent in
+//!   the write's cursor, so a tomb the write leaves there is folded by the walk from the root
+//!   (`cleanup`), and a tomb found there sends the write to the root after emptying the slot.
 //! - A cached INode is used only if its generation is that of the root the lookup read and
 //!   its committed main node is not a tomb. Then it is still on the trie of that root: an
 //!   INode leaves the trie of its own generation only when it is folded (and a tomb is

@@ -5,7 +5,7 @@
 //! | [`gcas`] | GCAS on main nodes, RDCSS on the root (the Ctrie's snapshot protocol) | a decision is made once; readers use committed main nodes only |
 //! | [`root`] | reading the root, the snapshot's root swap, `clear`'s | the root is an INode or a descriptor being completed |
 //! | [`lookup`] | `get`: the read path | every node dereferenced is protected and validated |
-//! | [`cache`] | the level cache: the INodes three levels down, where large maps' lookups start | a cached INode is used only in its generation and if not folded; a slot keeps no node the trie let go of |
+//! | [`cache`] | the level cache: the INodes three levels down, where large maps' lookups and writes start | a cached INode is used only in its generation and if not folded; a slot keeps no node the trie let go of |
 //! | [`write`] | the one write loop behind every update, and its reference counting | a change counts exactly what it keeps from a shared node |
 //! | [`cleanup`] | renewal (copying a node out of a snapshot's generation) and tomb folding | a tomb is folded into its parent, never changed |
 //! | this file | the map's state, its size, how a trie is let go of | |

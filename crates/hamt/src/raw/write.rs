@@ -4,6 +4,10 @@
 //!
 //! # Invariants
 //!
+//! - A write starts from the root, or from the level cache's INode on its path when that is of
+//!   the root's generation (see the `cache` module docs for why a GCAS there is as good as
+//!   one reached from the root); a cached start has no parent in the cursor, so a tomb found
+//!   there sends the write back to the root, and one left there is folded from the root.
 //! - A writer changes only INodes of its traversal's generation (older ones are renewed first,
 //!   see `cleanup`), and never a tomb (it folds it first).
 //! - A [`Change`] counts, before its GCAS, exactly the references the new main node adds: when
@@ -18,6 +22,7 @@
 //!   before the GCAS of an attempt or after the write is complete, never between the GCAS and
 //!   its settling.
 
+use super::cache::CACHE_LEVEL;
 use super::gcas::{gcas, Gcas};
 use super::{gcas_read, key_of, Decide, Inner};
 use crate::layout::Layout;
@@ -463,6 +468,9 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
             (Cursor::of([a, b, c, d, e, f]), fresh, None)
         };
         let hash_of = |k: &K| self.hash(k);
+        // Whether the write may start from the level cache (not after its cached INode
+        // turned out folded).
+        let mut from_cache = true;
         'restart: loop {
             let mut pos = Position::at_root(self.read_root(&mut c.root));
             let gen = pos.gen();
@@ -470,12 +478,38 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                 root: &self.root,
                 start: pos.root,
             };
+            let table = self.cache.table();
+            if from_cache {
+                if let Some(t) = table {
+                    let s = c.inode.protect(t.slot(hash));
+                    // Safety: protected, through the slot (which holds a reference on it).
+                    let g = (!s.is_null()).then(|| unsafe { (*s).gen() });
+                    if g == Some(gen) {
+                        // On this root's trie unless folded (see the `cache` module docs),
+                        // which the tomb check below tells; it has no parent in the cursor.
+                        pos.inode = s;
+                        pos.level = CACHE_LEVEL;
+                    } else if g.is_some_and(|g| g < gen) {
+                        // Safety: protected.
+                        unsafe { self.evict_cached(hash, s) };
+                    }
+                }
+            }
             'inode: loop {
                 // Safety: `pos.inode` is protected by `c.root` or `c.inode`.
                 pos.main = unsafe { gcas_read(pos.inode, &mut c.main, how, &self.domain) };
                 // Safety: protected and validated.
                 let main = unsafe { &*pos.main };
                 let head = *main.head();
+                if head.kind() == Kind::Tomb && pos.parent.is_null() {
+                    // The cached INode was folded out of the trie: empty its slot, and start
+                    // again from the root.
+                    debug_assert_eq!(pos.level, CACHE_LEVEL, "the root is never a tomb");
+                    // Safety: protected by `c.inode`.
+                    unsafe { self.evict_cached(hash, pos.inode) };
+                    from_cache = false;
+                    continue 'restart;
+                }
                 if head.kind() == Kind::Tomb {
                     // Writers never change a tomb: fold it into the parent, start again.
                     self.clean_parent(&pos, hash, &mut c.child, &mut batch);
@@ -505,6 +539,26 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                         }
                         c.descend();
                         pos.descend(child);
+                        // A walk from the root fills the level cache as a lookup's does. (Only
+                        // lookups allocate a table: a map that was only ever written does not
+                        // pay for one.)
+                        if pos.level == CACHE_LEVEL {
+                            if let Some(t) = table {
+                                // Safety: `child` is protected and was reached from `pos.root`
+                                // along a validated path.
+                                unsafe {
+                                    self.cache.install(
+                                        t,
+                                        hash,
+                                        child,
+                                        gen,
+                                        &self.root,
+                                        pos.root,
+                                        &self.domain,
+                                    )
+                                };
+                            }
+                        }
                         continue 'inode;
                     }
                     Kind::CNode if head.datamap & bit != 0 => {
@@ -685,7 +739,8 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                     let mut tomb = pos;
                     tomb.main = change.new;
                     // `fresh` protects the tomb (since before its GCAS) during the fold.
-                    let folded = pos.level > 0
+                    // (The cached INode's parent is not in the cursor: walk from the root.)
+                    let folded = !pos.parent.is_null()
                         && self.clean_parent(&tomb, hash, &mut c.child, &mut batch)
                             == super::cleanup::Fold::Done;
                     if !folded {
