@@ -96,7 +96,13 @@ export interface HamtStats {
   readonly reportedMemory: number
 }
 
-/** An error of this package: a `TypeError`, `RangeError` or `Error` with one of these codes. */
+/**
+ * An error of this package: a `TypeError`, `RangeError` or `Error` with one of these codes.
+ * (Besides these, a call made while its worker is being terminated may throw an `Error` with
+ * code `ERR_HAMT_NAPI` when it can no longer run JavaScript, e.g. to copy a value by
+ * structured clone; such a call may or may not have written, and the worker stops right
+ * after.)
+ */
 export type HamtErrorCode =
   | 'ERR_HAMT_INVALID_KEY'
   | 'ERR_HAMT_INVALID_VALUE'

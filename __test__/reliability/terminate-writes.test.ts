@@ -23,8 +23,9 @@ import test from 'ava'
 import { Hamt, type Key } from 'concurrent-hamt'
 import { random, same, seedFromEnv, show, stats } from '../_helpers'
 import { report, settle, size, start, statsLine, waitFor, type Started } from './_reliability'
+import type { ClonedWriterTask } from './workers/cloned-writer'
 import type { IteratorsTask } from './workers/iterators'
-import { expected, writerKey, type WriterTask } from './workers/writes'
+import { clonedValue, expected, writerKey, type WriterTask } from './workers/writes'
 
 const TRIALS = size(20, 200)
 /** Writes after which a writer may be terminated: 0 to this. */
@@ -167,6 +168,61 @@ test.serial('terminate() at random points while 4 to 8 workers write: every repo
     seconds: (Date.now() - began) / 1000,
     problems: problems.length,
   })
+})
+
+test.serial('terminate() while a worker writes structured-clone values: every write that returned is in the map', async (t) => {
+  // Structured clone runs JavaScript inside the call; once the worker is terminating, Node-API
+  // refuses to run it and answers "pending exception" with none pending. The binding must
+  // throw then (ERR_HAMT_NAPI), not return as if the write had happened: V8 stops the thread
+  // only at its next interrupt check, so the worker's next statement (the report) could still
+  // run. Every write here is such a call, so terminations land inside one often.
+  const seed = seedFromEnv()
+  const rand = random(seed)
+  t.log(`seed ${seed} (TEST_SEED=${seed} to repeat)`)
+  const h = new Hamt<Key, unknown>()
+  const trials = size(40, 300)
+  const problems: string[] = []
+  let reportedWrites = 0
+  let inFlightLanded = 0
+  for (let trial = 0; trial < trials && problems.length === 0; trial++) {
+    const progress = new SharedArrayBuffer(4)
+    const cells = new Int32Array(progress)
+    const base = trial * 1_000_000
+    const w = start('cloned-writer', { map: h.share(), progress, base } satisfies ClonedWriterTask)
+    const target = Math.floor(rand() * 3000)
+    const reached = await waitFor(() => Atomics.load(cells, 0) >= target, () => !w.done())
+    if (!reached) {
+      problems.push(`trial ${trial}: the writer stopped at ${Atomics.load(cells, 0)}: ${String(w.errors[0])}`)
+    }
+    await w.worker.terminate()
+    await w.exited
+    const done = Atomics.load(cells, 0)
+    reportedWrites += done
+    for (let i = 0; i < done; i++) {
+      const got = h.get(base + i)
+      if (!same(got, clonedValue(i))) {
+        problems.push(`trial ${trial}: write ${i} (of ${done} reported) = ${show(got)}, expected ${show(clonedValue(i))}`)
+        break
+      }
+    }
+    const inFlight = h.get(base + done)
+    if (inFlight !== undefined) {
+      if (same(inFlight, clonedValue(done))) {
+        inFlightLanded++
+      } else {
+        problems.push(`trial ${trial}: the write in flight landed as ${show(inFlight)}`)
+      }
+    }
+    if (h.has(base + done + 1)) {
+      problems.push(`trial ${trial}: a write after the one in flight landed`)
+    }
+    for (const e of w.errors) {
+      problems.push(`trial ${trial}: the writer reported an error: ${String(e)}`)
+    }
+  }
+  t.deepEqual(problems.slice(0, 5), [])
+  report(t, 'terminate-cloned-writes', { trials, reportedWrites, inFlightLanded, problems: problems.length })
+  h.close()
 })
 
 test.serial('terminate() while a worker opens iterators: their hazard records and snapshots are released (records in use back to the baseline)', async (t) => {

@@ -87,7 +87,10 @@ fn run_writes<M: ConcMap>(entries: u64, op: &str) {
         let start = Instant::now();
         timed_rewrites(&map, entries);
         let ns = start.elapsed().as_nanos() as f64 / (2 * entries) as f64;
-        println!("{} entries={entries}: rewrite {ns:.1} ns per write", M::NAME);
+        println!(
+            "{} entries={entries}: rewrite {ns:.1} ns per write",
+            M::NAME
+        );
         return;
     }
     if op == "churn" {

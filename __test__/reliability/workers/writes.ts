@@ -45,3 +45,8 @@ export function expected(id: number, i: number): unknown {
       return new Date(id * 1e9 + i)
   }
 }
+
+/** The value write `i` of a cloned-writer (workers/cloned-writer.ts) stores. */
+export function clonedValue(i: number): unknown {
+  return { i, at: new Date(i), tags: new Map([['i', i]]) }
+}

@@ -96,16 +96,30 @@ impl Failure {
 
     /// Throws the failure into `env` (unless an exception is pending already) and gives the
     /// error that tells napi-rs's generated glue to throw nothing more.
+    ///
+    /// A [`Pending`](Failure::Pending) with no exception pending is a Node-API call that
+    /// refused to run JavaScript because the environment is shutting down
+    /// (`worker.terminate()`, `process.exit()` in a worker): Node-API then answers "pending
+    /// exception" without one. Returning normally would let the caller's next statements run
+    /// as if the call had succeeded (V8 stops the thread only at its next interrupt check),
+    /// so an `ERR_HAMT_NAPI` error is thrown instead.
     pub fn throw(self, env: sys::napi_env) -> napi::Error {
+        let mut pending = false;
+        // Safety: `env` is the environment of the call being answered, on its thread.
+        unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+        let failure = match self {
+            Failure::Pending if !pending => Failure::error(
+                NAPI,
+                "Node-API could not run JavaScript: the environment is shutting down",
+            ),
+            f => f,
+        };
         if let Failure::New {
             class,
             code,
             message,
-        } = self
+        } = failure
         {
-            let mut pending = false;
-            // Safety: `env` is the environment of the call being answered, on its thread.
-            unsafe { sys::napi_is_exception_pending(env, &mut pending) };
             if !pending {
                 let code = CString::new(code).unwrap_or_default();
                 let message = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
