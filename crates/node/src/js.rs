@@ -130,8 +130,8 @@ impl<'s> Js<'s> {
 
     pub fn type_of(self, v: Val<'s>) -> Res<Type> {
         let mut t = 0;
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_typeof(self.env, v.raw, &mut t) },
             "typeof",
         )?;
@@ -151,8 +151,8 @@ impl<'s> Js<'s> {
 
     pub fn double(self, v: Val<'s>) -> Res<f64> {
         let mut d = 0.0;
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_get_value_double(self.env, v.raw, &mut d) },
             "number",
         )?;
@@ -161,8 +161,8 @@ impl<'s> Js<'s> {
 
     pub fn boolean(self, v: Val<'s>) -> Res<bool> {
         let mut b = false;
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_get_value_bool(self.env, v.raw, &mut b) },
             "boolean",
         )?;
@@ -263,8 +263,8 @@ impl<'s> Js<'s> {
     /// those of the moment: copy them before any JavaScript code runs.
     pub fn typed_array(self, v: Val<'s>) -> Res<Option<(View, &'s [u8])>> {
         let mut is = false;
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_is_typedarray(self.env, v.raw, &mut is) },
             "typed array",
         )?;
@@ -308,8 +308,8 @@ impl<'s> Js<'s> {
 
     pub fn prototype(self, v: Val<'s>) -> Res<Val<'s>> {
         let mut p = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_get_prototype(self.env, v.raw, &mut p) },
             "prototype",
         )?;
@@ -318,8 +318,8 @@ impl<'s> Js<'s> {
 
     pub fn strict_equals(self, a: Val<'s>, b: Val<'s>) -> Res<bool> {
         let mut eq = false;
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_strict_equals(self.env, a.raw, b.raw, &mut eq) },
             "===",
         )?;
@@ -328,8 +328,8 @@ impl<'s> Js<'s> {
 
     pub fn is_array(self, v: Val<'s>) -> Res<bool> {
         let mut is = false;
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_is_array(self.env, v.raw, &mut is) },
             "array",
         )?;
@@ -338,8 +338,8 @@ impl<'s> Js<'s> {
 
     pub fn array_length(self, v: Val<'s>) -> Res<u32> {
         let mut len = 0;
-        // Safety: the module's invariant; `v` is an array (callers check).
         check(
+            // Safety: the module's invariant; `v` is an array (callers check).
             unsafe { sys::napi_get_array_length(self.env, v.raw, &mut len) },
             "array length",
         )?;
@@ -349,8 +349,8 @@ impl<'s> Js<'s> {
     /// `object[index]` (runs getters: JavaScript may run).
     pub fn element(self, object: Val<'s>, index: u32) -> Res<Val<'s>> {
         let mut e = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_get_element(self.env, object.raw, index, &mut e) },
             "element",
         )?;
@@ -358,8 +358,8 @@ impl<'s> Js<'s> {
     }
 
     pub fn set_element(self, array: Val<'s>, index: u32, value: Val<'s>) -> Res<()> {
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_set_element(self.env, array.raw, index, value.raw) },
             "element",
         )
@@ -367,8 +367,8 @@ impl<'s> Js<'s> {
 
     pub fn array(self, len: usize) -> Res<Val<'s>> {
         let mut a = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_create_array_with_length(self.env, len, &mut a) },
             "array",
         )?;
@@ -386,8 +386,8 @@ impl<'s> Js<'s> {
 
     pub fn undefined(self) -> Res<Val<'s>> {
         let mut u = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_get_undefined(self.env, &mut u) },
             "undefined",
         )?;
@@ -403,8 +403,8 @@ impl<'s> Js<'s> {
 
     pub fn bool(self, b: bool) -> Res<Val<'s>> {
         let mut v = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_get_boolean(self.env, b, &mut v) },
             "boolean",
         )?;
@@ -413,8 +413,8 @@ impl<'s> Js<'s> {
 
     pub fn number(self, d: f64) -> Res<Val<'s>> {
         let mut v = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_create_double(self.env, d, &mut v) },
             "number",
         )?;
@@ -423,8 +423,8 @@ impl<'s> Js<'s> {
 
     pub fn bigint_i64(self, n: i64) -> Res<Val<'s>> {
         let mut v = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_create_bigint_int64(self.env, n, &mut v) },
             "bigint",
         )?;
@@ -572,8 +572,8 @@ impl<'s> Js<'s> {
     /// Takes the pending exception (clearing it).
     pub fn take_exception(self) -> Res<Val<'s>> {
         let mut e = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut e) },
             "exception",
         )?;
@@ -593,8 +593,8 @@ impl<'s> Js<'s> {
             )?;
         }
         let mut s = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_coerce_to_string(self.env, v, &mut s) },
             "string",
         )?;
@@ -624,8 +624,8 @@ impl<'s> Js<'s> {
     /// A strong reference to `v`, kept as long as the environment (see [`Persistent`]).
     pub fn persist(self, v: Val<'s>) -> Res<Persistent> {
         let mut r = ptr::null_mut();
-        // Safety: the module's invariant.
         check(
+            // Safety: the module's invariant.
             unsafe { sys::napi_create_reference(self.env, v.raw, 1, &mut r) },
             "reference",
         )?;
@@ -644,9 +644,9 @@ impl<'s> Js<'s> {
             ));
         }
         let mut v = ptr::null_mut();
-        // Safety: the module's invariant; `p` is a live reference of this environment (checked
-        // above; a `Persistent` is never deleted before its environment goes).
         check(
+            // Safety: the module's invariant; `p` is a live reference of this environment (checked
+            // above; a `Persistent` is never deleted before its environment goes).
             unsafe { sys::napi_get_reference_value(self.env, p.raw, &mut v) },
             "reference",
         )?;
