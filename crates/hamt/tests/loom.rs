@@ -500,9 +500,16 @@ fn pair_pushed_down_against_a_removal() {
 /// again). The end state is {A, B, F}; every value is dropped once.
 #[test]
 fn fold_through_the_parent_against_an_insert() {
-    model(|| {
+    insert_of_f_against_removal_of_c(|drops| map_of(&[A, B, C], drops));
+}
+
+/// On the map `make` builds of {A, B, C}: a spawned thread inserts F while the main thread
+/// removes C (entombing the child INode of the three, which the removal folds). The end state
+/// is {A, B, F}; every value is dropped once.
+fn insert_of_f_against_removal_of_c(make: fn(&Arc<AtomicUsize>) -> Map) {
+    model(move || {
         let drops = Arc::new(AtomicUsize::new(0));
-        let map = map_of(&[A, B, C], &drops);
+        let map = make(&drops);
         let inserter = {
             let (map, drops) = (map.clone(), drops.clone());
             thread::spawn(move || {
@@ -847,24 +854,7 @@ fn cached_old_generation_against_a_write_then_a_read() {
 /// root's pair after the fold. The end state is {A, B, F}; every value is dropped once.
 #[test]
 fn cached_writes_against_a_fold() {
-    model(|| {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let map = cached_abc_with_its_slot_filled(&drops);
-        let inserter = {
-            let (map, drops) = (map.clone(), drops.clone());
-            thread::spawn(move || {
-                assert!(map.insert(F, Counted(F, drops)).is_none());
-            })
-        };
-        assert_eq!(map.remove(&C).map(|r| r.0), Some(C));
-        concurrent_scan(&map);
-        inserter.join().unwrap();
-        assert_eq!(map_keys(&map), [A, B, F]);
-        assert_eq!(map.len(), 3);
-        assert!(map.get(&C).is_none());
-        drop(map);
-        assert_eq!(drops.load(Relaxed), 4, "every value dropped exactly once");
-    });
+    insert_of_f_against_removal_of_c(cached_abc_with_its_slot_filled);
 }
 
 /// An insert from the cached child INode against a snapshot's root swap: its GCAS on the

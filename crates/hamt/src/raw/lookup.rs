@@ -79,6 +79,53 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
         unsafe { self.cache.evict(hash, inode, &mut batch) };
         batch.flush_without_scan();
     }
+
+    /// Where an operation on `hash` under a root of generation `gen` may start in `table`:
+    /// the cached INode of its path, protected by `guard`, if it is of that generation (it is
+    /// on that root's trie unless folded, which its main node tells: see the `cache` module
+    /// docs). A cached INode of an older generation is stale for good: its slot is emptied.
+    #[inline(always)]
+    pub(crate) fn cached_start(
+        &self,
+        table: &Table,
+        hash: u64,
+        gen: u64,
+        guard: &mut HazardPointer<'_>,
+    ) -> Option<*mut INode> {
+        let s = guard.protect(table.slot(hash));
+        if s.is_null() {
+            return None;
+        }
+        // Safety: protected, through the slot (which holds a reference on it).
+        let g = unsafe { (*s).gen() };
+        if g < gen {
+            // Safety: protected.
+            unsafe { self.evict_cached(hash, s) };
+        }
+        (g == gen).then_some(s)
+    }
+
+    /// Fills `hash`'s slot of `table` with `inode`, reached by a walk from `start` (of
+    /// generation `gen`): [`LevelCache::install`](super::cache::LevelCache::install).
+    ///
+    /// # Safety
+    /// 1. `inode` is at the cached depth on `hash`'s path, protected by the caller, and was
+    ///    reached from `start` along a validated path.
+    #[inline(always)]
+    pub(crate) unsafe fn fill_cache(
+        &self,
+        table: &Table,
+        hash: u64,
+        inode: *mut INode,
+        gen: u64,
+        start: *mut INode,
+    ) {
+        // Safety: 1.
+        unsafe {
+            self.cache
+                .install(table, hash, inode, gen, &self.root, start, &self.domain)
+        };
+    }
 }
 
 impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
@@ -142,22 +189,11 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
         // Whether the lookup started from the level cache.
         let mut cached = false;
         let table = if CACHE { table } else { None };
-        if let Some(t) = table {
-            let s = child_guard.protect(t.slot(hash));
-            if !s.is_null() {
-                // Safety: protected, through the slot (which holds a reference on it).
-                let g = unsafe { (*s).gen() };
-                if g == gen {
-                    mem::swap(&mut inode_guard, &mut child_guard);
-                    inode = s;
-                    level = CACHE_LEVEL;
-                    cached = true;
-                } else if g < gen {
-                    // Of a generation before the root's: stale for good.
-                    // Safety: protected.
-                    unsafe { self.evict_cached(hash, s) };
-                }
-            }
+        if let Some(s) = table.and_then(|t| self.cached_start(t, hash, gen, &mut child_guard)) {
+            mem::swap(&mut inode_guard, &mut child_guard);
+            inode = s;
+            level = CACHE_LEVEL;
+            cached = true;
         }
         'inode: loop {
             // The key's slot bit at this level (none past the last level: a list).
@@ -202,17 +238,7 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                             if let Some(t) = table {
                                 // Safety: `child` is protected and was reached from `start`
                                 // along a validated path.
-                                unsafe {
-                                    self.cache.install(
-                                        t,
-                                        hash,
-                                        child,
-                                        gen,
-                                        &self.root,
-                                        start,
-                                        &self.domain,
-                                    )
-                                };
+                                unsafe { self.fill_cache(t, hash, child, gen, start) };
                             }
                         }
                     } else if GROW && level == CACHE_LEVEL + BITS && sampled(hash) {

@@ -479,21 +479,13 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                 start: pos.root,
             };
             let table = self.cache.table();
-            if from_cache {
-                if let Some(t) = table {
-                    let s = c.inode.protect(t.slot(hash));
-                    // Safety: protected, through the slot (which holds a reference on it).
-                    let g = (!s.is_null()).then(|| unsafe { (*s).gen() });
-                    if g == Some(gen) {
-                        // On this root's trie unless folded (see the `cache` module docs),
-                        // which the tomb check below tells; it has no parent in the cursor.
-                        pos.inode = s;
-                        pos.level = CACHE_LEVEL;
-                    } else if g.is_some_and(|g| g < gen) {
-                        // Safety: protected.
-                        unsafe { self.evict_cached(hash, s) };
-                    }
-                }
+            let cached = table
+                .filter(|_| from_cache)
+                .and_then(|t| self.cached_start(t, hash, gen, &mut c.inode));
+            if let Some(s) = cached {
+                // Folded or not, the tomb check below tells; it has no parent in the cursor.
+                pos.inode = s;
+                pos.level = CACHE_LEVEL;
             }
             'inode: loop {
                 // Safety: `pos.inode` is protected by `c.root` or `c.inode`.
@@ -546,17 +538,7 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                             if let Some(t) = table {
                                 // Safety: `child` is protected and was reached from `pos.root`
                                 // along a validated path.
-                                unsafe {
-                                    self.cache.install(
-                                        t,
-                                        hash,
-                                        child,
-                                        gen,
-                                        &self.root,
-                                        pos.root,
-                                        &self.domain,
-                                    )
-                                };
+                                unsafe { self.fill_cache(t, hash, child, gen, pos.root) };
                             }
                         }
                         continue 'inode;
