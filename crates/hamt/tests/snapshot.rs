@@ -47,7 +47,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Barrier, Once};
 use std::thread;
@@ -1869,6 +1869,17 @@ fn quiet_intentional_panics() {
     });
 }
 
+/// Runs `f` until it returns without panicking with [`BOOM`] (other panics go on).
+fn past_booms<R>(mut f: impl FnMut() -> R) -> R {
+    loop {
+        match catch_unwind(AssertUnwindSafe(&mut f)) {
+            Ok(r) => return r,
+            Err(payload) if payload.downcast_ref::<&str>() == Some(&BOOM) => {}
+            Err(payload) => resume_unwind(payload),
+        }
+    }
+}
+
 /// Runs `f`, which must panic with [`BOOM`].
 fn expect_boom<R>(what: &str, f: impl FnOnce() -> R) {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -2256,15 +2267,35 @@ fn panicking_drops_under_concurrent_snapshots() {
                 let mut n = 0;
                 while n < 50 || !stop.load(Acquire) {
                     n += 1;
-                    let snap = map.read_only_snapshot();
-                    let count = snap.iter().filter(|(k, v)| k.id == v.id).count();
-                    assert_eq!(count, snap.len(), "entries mixed up, or len inexact");
+                    // Any call here that retires may run a scan, and a scan frees what every
+                    // thread retired: the removers' bombs can go off in any of them.
+                    let snap = past_booms(|| map.read_only_snapshot());
+                    let (count, len) = past_booms(|| {
+                        (
+                            snap.iter().filter(|(k, v)| k.id == v.id).count(),
+                            snap.len(),
+                        )
+                    });
+                    assert_eq!(count, len, "entries mixed up, or len inexact");
                     assert!(
-                        (N / 2..N).all(|id| snap.contains_key(&Key::probe(id))),
+                        past_booms(|| (N / 2..N).all(|id| snap.contains_key(&Key::probe(id)))),
                         "a key no one removes is missing from a snapshot"
                     );
-                    let copy = map.snapshot();
-                    assert!(copy.remove(&Key::probe(N - 1)).is_some());
+                    let copy = past_booms(|| map.snapshot());
+                    let last = Key::probe(N - 1);
+                    // A bomb may go off before the removal takes effect or after it: retry
+                    // while the key is still there (no one else writes to `copy`).
+                    let removed = loop {
+                        match catch_unwind(AssertUnwindSafe(|| copy.remove(&last).is_some())) {
+                            Ok(removed) => break removed,
+                            Err(payload) if payload.downcast_ref::<&str>() != Some(&BOOM) => {
+                                resume_unwind(payload)
+                            }
+                            Err(_) if !past_booms(|| copy.contains_key(&last)) => break true,
+                            Err(_) => {}
+                        }
+                    };
+                    assert!(removed, "a copy lost a key no one removes");
                     // The last holder of removed values may be either: their drops (some
                     // panicking) may run here.
                     let _ = catch_unwind(AssertUnwindSafe(|| drop(snap)));
