@@ -34,6 +34,7 @@ hazard threshold_scan_against_a_reader 4
 hazard back_off_loop 4
 hazard batch_retire_against_a_reader 2
 hazard batches_of_exited_threads_are_handed_off 2
+hazard block_pool_against_reclaim 3
 hamt insert_against_remove_and_contraction 2
 hamt concurrent_removals_contract_once 1
 hamt updates_on_one_key_sum_exactly 2

@@ -5,7 +5,7 @@
 #                                  # over the trie's stress, snapshot and lincheck tests
 #   scripts/sanitizers.sh --quick  # the CI subset: ASan (leak detection on) and TSan only
 #
-# Test files: the hazard crate's treiber and reclaim tests, and every integration test of the
+# Test files: the hazard crate's treiber, reclaim and pool tests, and every integration test of the
 # trie (stress, snapshot, model, original, lincheck) except the loom models (they need
 # --cfg loom) and memory.rs (its counting global allocator is its own, exact leak check; it
 # runs in the plain suite). The lincheck histories are smaller here (sanitized code is 5-15x
@@ -27,7 +27,7 @@ quick=0
 target=x86_64-unknown-linux-gnu
 
 # package:test pairs
-tests=("concurrent-hamt-hazard:treiber" "concurrent-hamt-hazard:reclaim")
+tests=("concurrent-hamt-hazard:treiber" "concurrent-hamt-hazard:reclaim" "concurrent-hamt-hazard:pool")
 if [ -d crates/hamt/tests ]; then
   for t in crates/hamt/tests/*.rs; do
     name=$(basename "$t" .rs)

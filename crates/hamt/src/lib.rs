@@ -107,6 +107,13 @@
 //! empty map's size. Dropping the last handle frees everything, iteratively (no recursion, so
 //! no stack overflow on large or deep tries).
 //!
+//! Main nodes (up to 1 KiB) are allocated in 32-byte size classes, and those a scan frees are
+//! kept in a pool of the scanning thread in the map's domain (at most 256 blocks per thread
+//! index, the same order as the retired-node bound), for the next writes of that thread to
+//! reuse instead of calling the allocator. [`Hamt::reclaim`] empties the pools along with the
+//! retired lists (those of threads inside an operation on the map at that moment excepted),
+//! so the map's memory after `reclaim` does not depend on what its pools held.
+//!
 //! Snapshots and the map share nodes; a shared node is freed when the last map or snapshot
 //! that reaches it lets go (see [Snapshots](#snapshots)).
 //!

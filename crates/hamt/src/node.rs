@@ -53,7 +53,7 @@
 
 use crate::layout::private::Sealed;
 use crate::sync::{AtomicPtr, AtomicUsize, Data};
-use hazard::{Batch, Link};
+use hazard::{Batch, Domain, Link};
 use std::alloc::{self, Layout};
 use std::mem::{align_of, size_of};
 use std::ptr;
@@ -668,15 +668,16 @@ impl Main {
         maps: [u32; 3],
         data: &[&[T]],
         nodes: &[&[*mut INode]],
+        d: &Domain,
     ) -> *mut Main {
         let ndata: usize = data.iter().map(|c| c.len()).sum();
         let nnodes: usize = nodes.iter().map(|c| c.len()).sum();
         assert!(ndata <= LEN_MASK as usize, "collision list too long");
         let shape = shape::<T>(ndata, nnodes);
-        // Safety: the layout has a non-zero size (the header).
-        let p = unsafe { alloc::alloc(shape.layout) }.cast::<Main>();
+        // (The layout has a non-zero size: the header.)
+        let p = d.alloc_block(shape.layout).cast::<Main>();
         if p.is_null() {
-            alloc::handle_alloc_error(shape.layout);
+            alloc::handle_alloc_error(hazard::pool::block_layout(shape.layout));
         }
         let [datamap, nodemap, pairmap] = maps;
         if kind == Kind::CNode {
@@ -732,8 +733,23 @@ impl Main {
         // where no field has drop glue; under loom, the write access that checks that every
         // reader is done, see `Data`). The arrays own nothing.
         unsafe { ptr::drop_in_place(p) };
-        // Safety: 1. allocated with this layout.
-        unsafe { alloc::dealloc(p.cast(), shape.layout) };
+        // Safety: 1. allocated for this layout.
+        unsafe { hazard::pool::dealloc_block(p.cast(), shape.layout) };
+    }
+
+    /// Frees a main node (and nothing it points to) through `batch`: into this thread's block
+    /// pool in the map's domain if it has room (see `hazard::pool`).
+    ///
+    /// # Safety
+    /// As [`free`](Self::free); `batch` is of the map's domain.
+    pub(crate) unsafe fn recycle<T>(p: *mut Main, batch: &mut Batch<'_>) {
+        // Safety: 1. `p` is a live main node.
+        let head = unsafe { *(*p).head() };
+        let shape = shape::<T>(head.ndata(), head.nnodes());
+        // Safety: as in `free`.
+        unsafe { ptr::drop_in_place(p) };
+        // Safety: 1. allocated for this layout, by the domain's `alloc_block`.
+        unsafe { batch.free_block(p.cast(), shape.layout) };
     }
 
     /// The immutable header.
@@ -814,18 +830,18 @@ impl Main {
     }
 
     /// An empty CNode (a root).
-    pub(crate) fn empty_cnode<T: Copy>(gen: u64) -> *mut Main {
-        Self::alloc::<T>(Kind::CNode, gen, [0; 3], &[], &[])
+    pub(crate) fn empty_cnode<T: Copy>(gen: u64, d: &Domain) -> *mut Main {
+        Self::alloc::<T>(Kind::CNode, gen, [0; 3], &[], &[], d)
     }
 
     /// A tomb holding `entries` (at most [`PAIR`]).
-    pub(crate) fn tomb<T: Copy>(entries: &[&[T]], gen: u64) -> *mut Main {
-        Self::alloc::<T>(Kind::Tomb, gen, [0; 3], entries, &[])
+    pub(crate) fn tomb<T: Copy>(entries: &[&[T]], gen: u64, d: &Domain) -> *mut Main {
+        Self::alloc::<T>(Kind::Tomb, gen, [0; 3], entries, &[], d)
     }
 
     /// A collision list of `entries`.
-    pub(crate) fn list<T: Copy>(entries: &[&[T]], gen: u64) -> *mut Main {
-        Self::alloc::<T>(Kind::List, gen, [0; 3], entries, &[])
+    pub(crate) fn list<T: Copy>(entries: &[&[T]], gen: u64, d: &Domain) -> *mut Main {
+        Self::alloc::<T>(Kind::List, gen, [0; 3], entries, &[], d)
     }
 
     /// The size cached by [`set_cached_size`](Self::set_cached_size), if any.
@@ -857,7 +873,7 @@ impl Main {
     // Copies of a CNode (the write path). Each returns the new main node of generation `gen`.
 
     /// A copy with entry `i` replaced by `e` (a CNode, tomb or list).
-    pub(crate) fn with_entry<T: Copy>(&self, i: usize, e: T, gen: u64) -> *mut Main {
+    pub(crate) fn with_entry<T: Copy>(&self, i: usize, e: T, gen: u64, d: &Domain) -> *mut Main {
         let head = *self.head();
         let a = self.arrays::<T>();
         let maps = [head.datamap, head.nodemap, head.pairmap];
@@ -867,12 +883,13 @@ impl Main {
             maps,
             &[&a.data[..i], &[e], &a.data[i + 1..]],
             &[a.nodes],
+            d,
         )
     }
 
     /// A copy of this CNode with `e` added to slot bit `bit`, which holds no child and at most
     /// one entry (a second one makes a pair).
-    pub(crate) fn with_added<T: Copy>(&self, bit: u32, e: T, gen: u64) -> *mut Main {
+    pub(crate) fn with_added<T: Copy>(&self, bit: u32, e: T, gen: u64, d: &Domain) -> *mut Main {
         let head = *self.head();
         let a = self.arrays::<T>();
         let mut i = head.data_index(bit);
@@ -890,6 +907,7 @@ impl Main {
             [datamap, head.nodemap, pairmap],
             &[&a.data[..i], &[e], &a.data[i..]],
             &[a.nodes],
+            d,
         )
     }
 
@@ -899,6 +917,7 @@ impl Main {
         bit: u32,
         child: *mut INode,
         gen: u64,
+        d: &Domain,
     ) -> *mut Main {
         let head = *self.head();
         let a = self.arrays::<T>();
@@ -911,11 +930,18 @@ impl Main {
             [head.datamap & !bit, head.nodemap | bit, head.pairmap & !bit],
             &[&a.data[..i], &a.data[i + n..]],
             &[&a.nodes[..k], &[child], &a.nodes[k..]],
+            d,
         )
     }
 
     /// A copy of this CNode with the child of slot bit `bit` replaced by `child`.
-    pub(crate) fn with_child<T: Copy>(&self, bit: u32, child: *mut INode, gen: u64) -> *mut Main {
+    pub(crate) fn with_child<T: Copy>(
+        &self,
+        bit: u32,
+        child: *mut INode,
+        gen: u64,
+        d: &Domain,
+    ) -> *mut Main {
         let head = *self.head();
         let a = self.arrays::<T>();
         let k = head.child_index(bit);
@@ -925,6 +951,7 @@ impl Main {
             [head.datamap, head.nodemap, head.pairmap],
             &[a.data],
             &[&a.nodes[..k], &[child], &a.nodes[k + 1..]],
+            d,
         )
     }
 
@@ -936,6 +963,7 @@ impl Main {
         i: usize,
         level: u32,
         gen: u64,
+        d: &Domain,
     ) -> *mut Main {
         let head = *self.head();
         let a = self.arrays::<T>();
@@ -950,6 +978,7 @@ impl Main {
             a.nodes,
             level,
             gen,
+            d,
         )
     }
 
@@ -961,6 +990,7 @@ impl Main {
         up: &[T],
         level: u32,
         gen: u64,
+        d: &Domain,
     ) -> *mut Main {
         debug_assert!(up.len() <= PAIR);
         let head = *self.head();
@@ -980,7 +1010,7 @@ impl Main {
         let nodes = [&a.nodes[..k], &a.nodes[k + 1..]];
         let data = [&a.data[..i], up, &a.data[i..]];
         if level > 0 && a.nodes.len() == 1 && a.data.len() + up.len() <= PAIR {
-            return Self::tomb(&data, gen);
+            return Self::tomb(&data, gen, d);
         }
         Self::alloc(
             Kind::CNode,
@@ -988,6 +1018,7 @@ impl Main {
             [datamap, head.nodemap & !bit, pairmap],
             &data,
             &nodes,
+            d,
         )
     }
 
@@ -999,26 +1030,27 @@ impl Main {
         nodes: &[*mut INode],
         level: u32,
         gen: u64,
+        d: &Domain,
     ) -> *mut Main {
         let ndata: usize = data.iter().map(|c| c.len()).sum();
         if level > 0 && nodes.is_empty() && ndata <= PAIR {
-            return Self::tomb(data, gen);
+            return Self::tomb(data, gen, d);
         }
-        Self::alloc(Kind::CNode, gen, maps, data, &[nodes])
+        Self::alloc(Kind::CNode, gen, maps, data, &[nodes], d)
     }
 
     /// A copy of this list with `e` appended.
-    pub(crate) fn list_appended<T: Copy>(&self, e: T, gen: u64) -> *mut Main {
-        Self::list(&[self.arrays::<T>().data, &[e]], gen)
+    pub(crate) fn list_appended<T: Copy>(&self, e: T, gen: u64, d: &Domain) -> *mut Main {
+        Self::list(&[self.arrays::<T>().data, &[e]], gen, d)
     }
 
     /// A copy of this list without entry `i`. A list left empty becomes an empty tomb.
-    pub(crate) fn list_removed<T: Copy>(&self, i: usize, gen: u64) -> *mut Main {
-        let d = self.arrays::<T>().data;
-        if d.len() == 1 {
-            return Self::tomb::<T>(&[], gen);
+    pub(crate) fn list_removed<T: Copy>(&self, i: usize, gen: u64, d: &Domain) -> *mut Main {
+        let data = self.arrays::<T>().data;
+        if data.len() == 1 {
+            return Self::tomb::<T>(&[], gen, d);
         }
-        Self::list(&[&d[..i], &d[i + 1..]], gen)
+        Self::list(&[&data[..i], &data[i + 1..]], gen, d)
     }
 
     /// The main node of a new INode at `level` holding `entries` (more than a pair, all with
@@ -1026,11 +1058,16 @@ impl Main {
     /// share one, a new INode again where more do), or a collision list past the last level.
     /// Returns the node and whether it created INodes below it (see
     /// [`free_unpublished_chain`]).
-    pub(crate) fn spread<T: Copy>(entries: &[(T, u64)], level: u32, gen: u64) -> *mut Main {
+    pub(crate) fn spread<T: Copy>(
+        entries: &[(T, u64)],
+        level: u32,
+        gen: u64,
+        d: &Domain,
+    ) -> *mut Main {
         debug_assert!(entries.len() > PAIR);
         if level >= MAX_LEVEL {
             let e: Vec<T> = entries.iter().map(|&(e, _)| e).collect();
-            return Self::list(&[&e], gen);
+            return Self::list(&[&e], gen, d);
         }
         let mut sorted: Vec<(T, u64)> = entries.to_vec();
         sorted.sort_by_key(|&(_, h)| slot(h, level));
@@ -1059,7 +1096,7 @@ impl Main {
                 _ => {
                     nodemap |= bit;
                     nodes.push(INode::new(
-                        Self::spread(&sorted[i..j], level + BITS, gen),
+                        Self::spread(&sorted[i..j], level + BITS, gen, d),
                         gen,
                     ));
                 }
@@ -1072,6 +1109,7 @@ impl Main {
             [datamap, nodemap, pairmap],
             &[&data],
             &[&nodes],
+            d,
         )
     }
 }
@@ -1128,8 +1166,8 @@ pub(crate) unsafe fn reclaim_node<K, V, T: EntryOps<K, V>>(
     // Each kind is retired, for a node of the matching allocation, only by the code that
     // documents it above: our caller's contract then makes the node ours.
     match kind {
-        // Safety: a main node from `Main::alloc`, ours.
-        MAIN_BARE => unsafe { Main::free::<T>(link.cast()) },
+        // Safety: a main node from `Main::alloc`, ours; `batch` is of the map's domain.
+        MAIN_BARE => unsafe { Main::recycle::<T>(link.cast(), batch) },
         MAIN_FULL => {
             let m = link.cast::<Main>();
             // Safety: a main node, ours.
@@ -1142,8 +1180,8 @@ pub(crate) unsafe fn reclaim_node<K, V, T: EntryOps<K, V>>(
                 // Safety: ... and on each of its children.
                 unsafe { release(i, batch) };
             }
-            // Safety: ours, from `Main::alloc`.
-            unsafe { Main::free::<T>(m) }
+            // Safety: ours, from `Main::alloc`; `batch` is of the map's domain.
+            unsafe { Main::recycle::<T>(m, batch) }
         }
         INODE_FULL => {
             // Safety: an INode from `INode::new`, ours.

@@ -24,9 +24,11 @@
 //! the domain's drop) takes it. That is the hand-off.
 
 use crate::fence;
+use crate::pool::{self, pooled_class, Held, Pool};
 use crate::registry::{local_block, registry};
 use crate::sync::{thread_local, AtomicPtr, AtomicU64, AtomicUsize, LOOM};
 use crossbeam_utils::CachePadded;
+use std::alloc::Layout;
 use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
@@ -236,6 +238,8 @@ impl RetiredList {
 /// ```
 pub struct Batch<'d> {
     domain: &'d Domain,
+    /// This thread's block pool, held while a scan frees into it (see `holding_pool`).
+    pool: Option<Held<'d>>,
     /// The chain's first link (null when empty) and last.
     first: *mut Link,
     last: *mut Link,
@@ -248,10 +252,45 @@ impl<'d> Batch<'d> {
     pub fn new(domain: &'d Domain) -> Self {
         Batch {
             domain,
+            pool: None,
             first: ptr::null_mut(),
             last: ptr::null_mut(),
             len: 0,
         }
+    }
+
+    /// An empty batch that holds this thread's block pool in `domain` (if the domain pools
+    /// blocks and nobody else holds it) until dropped, so that the blocks a scan frees with
+    /// [`free_block`](Self::free_block) go to the pool without taking it block by block.
+    fn holding_pool(domain: &'d Domain) -> Self {
+        let mut batch = Self::new(domain);
+        if domain.pooled {
+            if let Some(block) = local_block() {
+                batch.pool = domain.slot(block.index).pool.try_hold();
+            }
+        }
+        batch
+    }
+
+    /// Frees a block that [`Domain::alloc_block`] returned for `layout`: into this thread's
+    /// pool in the domain while it has room, else to the global allocator. (A reclaimer frees
+    /// the blocks of the objects it reclaims through its batch.)
+    ///
+    /// # Safety
+    /// 1. `p` came from [`Domain::alloc_block`] (of this domain) or [`pool::alloc_block`]
+    ///    for `layout`, and is not used after this call.
+    #[inline]
+    pub unsafe fn free_block(&mut self, p: *mut u8, layout: Layout) {
+        if let (Some(held), Some(c)) = (self.pool.as_mut(), pooled_class(layout)) {
+            // Safety: 1; allocated with its class's layout (`block_layout`).
+            if unsafe { held.give(p, c) } {
+                return;
+            }
+            // Safety: 1.
+            return unsafe { pool::dealloc_block(p, layout) };
+        }
+        // Safety: 1.
+        unsafe { self.domain.free_block(p, layout) }
     }
 
     /// The domain this batch retires into.
@@ -365,7 +404,7 @@ impl fmt::Debug for Batch<'_> {
 /// domain reclaims every object still retired in it. Guards borrow the domain, so it cannot
 /// be dropped while one exists.
 pub struct Domain {
-    segments: [AtomicPtr<CachePadded<RetiredList>>; SEGMENTS],
+    segments: [AtomicPtr<Slot>; SEGMENTS],
     /// For objects retired by a thread whose thread-locals are already destroyed.
     orphans: CachePadded<RetiredList>,
     asymmetric: bool,
@@ -373,6 +412,15 @@ pub struct Domain {
     threshold_min: usize,
     /// Frees the objects retired with [`Batch::retire`].
     reclaimer: Option<Reclaimer>,
+    /// Whether freed blocks go to per-thread pools ([`Domain::with_block_pool`]).
+    pooled: bool,
+}
+
+/// What a domain keeps per thread index: the retired list, and the block pool.
+#[derive(Default)]
+struct Slot {
+    list: CachePadded<RetiredList>,
+    pool: CachePadded<Pool>,
 }
 
 /// A snapshot of a domain's counters, from [`Domain::stats`].
@@ -393,6 +441,9 @@ pub struct Stats {
     pub records_in_use: usize,
     /// The current scan threshold per retired list.
     pub threshold: usize,
+    /// Freed blocks kept in the domain's pools for reuse (memory of the domain, not garbage;
+    /// [`Domain::reclaim`] frees them). Pools busy at the time are not counted.
+    pub pooled: usize,
 }
 
 /// Where thread index `index` lives: (segment, offset).
@@ -426,6 +477,7 @@ impl Domain {
             asymmetric,
             threshold_min: RETIRE_THRESHOLD_MIN,
             reclaimer: None,
+            pooled: false,
         }
     }
 
@@ -447,29 +499,91 @@ impl Domain {
         self
     }
 
+    /// This domain, keeping the blocks that reclamation frees through
+    /// [`Batch::free_block`] in per-thread pools for [`alloc_block`](Self::alloc_block) (see
+    /// the [`pool`] module). [`reclaim`](Self::reclaim) empties the pools.
+    pub fn with_block_pool(mut self) -> Self {
+        self.pooled = true;
+        self
+    }
+
+    /// A block for `layout` (non-zero size): from this thread's pool in the domain if it holds
+    /// one of the same size class, else from the global allocator (allocated with
+    /// [`pool::block_layout`]). Null if the allocator fails. Free it with
+    /// [`Batch::free_block`], [`free_block`](Self::free_block) or [`pool::dealloc_block`].
+    #[inline]
+    pub fn alloc_block(&self, layout: Layout) -> *mut u8 {
+        if self.pooled {
+            if let (Some(c), Some(block)) = (pooled_class(layout), local_block()) {
+                if let Some(mut held) = self.slot(block.index).pool.try_hold() {
+                    let p = held.take(c);
+                    if !p.is_null() {
+                        return p;
+                    }
+                }
+            }
+        }
+        // Safety: a non-zero size (our contract).
+        unsafe { pool::alloc_block(layout) }
+    }
+
+    /// Frees a block from [`alloc_block`](Self::alloc_block): into this thread's pool if it
+    /// has room (and nobody else holds it), else to the global allocator.
+    ///
+    /// # Safety
+    /// As [`Batch::free_block`].
+    pub unsafe fn free_block(&self, p: *mut u8, layout: Layout) {
+        if self.pooled {
+            if let (Some(c), Some(block)) = (pooled_class(layout), local_block()) {
+                if let Some(mut held) = self.slot(block.index).pool.try_hold() {
+                    // Safety: 1; allocated with its class's layout.
+                    if unsafe { held.give(p, c) } {
+                        return;
+                    }
+                }
+            }
+        }
+        // Safety: 1.
+        unsafe { pool::dealloc_block(p, layout) }
+    }
+
+    /// Empties every pool nobody holds; returns the blocks freed.
+    fn drain_pools(&self) -> usize {
+        let mut n = 0;
+        self.for_each_slot(|slot| {
+            if let Some(mut held) = slot.pool.try_hold() {
+                n += held.drain();
+            }
+        });
+        n
+    }
+
     /// Whether this domain's readers rely on the reclaimer's `membarrier`.
     pub fn asymmetric(&self) -> bool {
         self.asymmetric
     }
 
     fn list(&self, index: usize) -> &RetiredList {
+        &self.slot(index).list
+    }
+
+    #[inline]
+    fn slot(&self, index: usize) -> &Slot {
         let (seg, off) = locate(index);
         // Acquire: pairs with the Release CAS in `alloc_segment`.
         let mut p = self.segments[seg].load(Acquire);
         if p.is_null() {
             p = self.alloc_segment(seg);
         }
-        // Safety: `p` points to a live segment of `segment_len(seg)` lists (segments live
+        // Safety: `p` points to a live segment of `segment_len(seg)` slots (segments live
         // as long as the domain), and `off < segment_len(seg)` by `locate`.
         unsafe { &*p.add(off) }
     }
 
     #[cold]
-    fn alloc_segment(&self, seg: usize) -> *mut CachePadded<RetiredList> {
-        let fresh: Box<[CachePadded<RetiredList>]> = (0..segment_len(seg))
-            .map(|_| CachePadded::new(RetiredList::default()))
-            .collect();
-        let fresh = Box::into_raw(fresh).cast::<CachePadded<RetiredList>>();
+    fn alloc_segment(&self, seg: usize) -> *mut Slot {
+        let fresh: Box<[Slot]> = (0..segment_len(seg)).map(|_| Slot::default()).collect();
+        let fresh = Box::into_raw(fresh).cast::<Slot>();
         // AcqRel: Release publishes the new lists; Acquire (on failure) sees the winner's.
         match self.segments[seg].compare_exchange(ptr::null_mut(), fresh, Release, Acquire) {
             Ok(_) => fresh,
@@ -487,13 +601,18 @@ impl Domain {
     /// Every list that exists (orphans first).
     fn for_each_list<'a>(&'a self, mut f: impl FnMut(&'a RetiredList)) {
         f(&self.orphans);
+        self.for_each_slot(|slot| f(&slot.list));
+    }
+
+    /// Every slot that exists.
+    fn for_each_slot<'a>(&'a self, mut f: impl FnMut(&'a Slot)) {
         for (seg, p) in self.segments.iter().enumerate() {
-            let p = p.load(Acquire); // Acquire: as in `list`.
+            let p = p.load(Acquire); // Acquire: as in `slot`.
             if !p.is_null() {
-                // Safety: a published segment holds `segment_len(seg)` lists and lives as
+                // Safety: a published segment holds `segment_len(seg)` slots and lives as
                 // long as the domain.
-                let lists = unsafe { std::slice::from_raw_parts(p, segment_len(seg)) };
-                lists.iter().for_each(|l| f(l));
+                let slots = unsafe { std::slice::from_raw_parts(p, segment_len(seg)) };
+                slots.iter().for_each(&mut f);
             }
         }
     }
@@ -588,6 +707,8 @@ impl Domain {
             let n = self.scan();
             total += n;
             if n == 0 {
+                // What the scans put in pools goes back to the allocator too.
+                self.drain_pools();
                 return total;
             }
         }
@@ -668,7 +789,8 @@ impl Domain {
         hazards.sort_unstable();
         // 4. Free the unprotected, return the rest to their lists.
         let mut panic: Option<Box<dyn Any + Send>> = None;
-        let mut cascade = Batch::new(self);
+        // The reclaimer frees blocks through it: into this thread's pool, held for the scan.
+        let mut cascade = Batch::holding_pool(self);
         let mut freed_total = 0;
         for (list, mut link) in taken {
             let (mut kept_first, mut kept_last) = (ptr::null_mut::<Link>(), ptr::null_mut());
@@ -733,6 +855,11 @@ impl Domain {
             s.retired += list.retired.load(Relaxed); // Relaxed: statistics.
             s.reclaimed += list.reclaimed.load(Relaxed);
         });
+        self.for_each_slot(|slot| {
+            if let Some(held) = slot.pool.try_hold() {
+                s.pooled += held.held();
+            }
+        });
         s.pending = s.retired.saturating_sub(s.reclaimed);
         s
     }
@@ -785,8 +912,10 @@ impl Drop for Domain {
             }
             cascade.flush_without_scan();
         }
+        // Nobody else holds a pool now (`&mut self`): this empties every one.
+        self.drain_pools();
         for (seg, p) in self.segments.iter().enumerate() {
-            let p = p.load(Acquire); // Acquire: as in `list`.
+            let p = p.load(Acquire); // Acquire: as in `slot`.
             if !p.is_null() {
                 // Safety: allocated in `alloc_segment` as a boxed slice of this length; no one
                 // else can reach it now that we have `&mut self`.

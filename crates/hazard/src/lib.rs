@@ -97,6 +97,16 @@
 //! exited threads (freed at the next scan) and the batches of operations in progress (a few
 //! objects each). [`Domain::stats`] reports it.
 //!
+//! # Block pools
+//!
+//! A domain made [`Domain::with_block_pool`] keeps the blocks its reclaimer frees through
+//! [`Batch::free_block`] in a pool per thread index (up to [`pool::CAPACITY`] blocks of at most
+//! 1 KiB, sorted into 32-byte size classes), and [`Domain::alloc_block`] serves allocations
+//! of the same class from the calling thread's pool before the global allocator. A pool is
+//! memory of its domain, not of its thread: [`Domain::reclaim`] empties every pool that no
+//! thread is using at that moment, and dropping the domain empties them all. See the [`pool`]
+//! module for the protocol.
+//!
 //! # Contention management
 //!
 //! [`contention`] implements the back-off: the first CAS is never delayed, failures wait
@@ -121,6 +131,7 @@ pub mod contention;
 mod domain;
 mod fence;
 mod hazard;
+pub mod pool;
 mod registry;
 mod sync;
 

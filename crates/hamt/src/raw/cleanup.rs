@@ -67,7 +67,7 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
         let mut ch = Change::new(
             pos.parent,
             pos.parent_main,
-            pm.with_child::<E<K, V, L>>(bit, renewed, gen),
+            pm.with_child::<E<K, V, L>>(bit, renewed, gen, &self.domain),
         );
         ch.fresh_child = renewed;
         ch.dropped_child = pos.inode;
@@ -119,7 +119,7 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
         }
         // Safety: protected; a committed tomb never changes.
         let up = unsafe { &*pos.main }.arrays::<E<K, V, L>>().data;
-        let p2 = pm.with_folded(bit, up, parent_level, gen);
+        let p2 = pm.with_folded(bit, up, parent_level, gen, &self.domain);
         let mut ch = Change::new(pos.parent, pos.parent_main, p2);
         for (m, &e) in ch.moved_up.iter_mut().zip(up) {
             *m = Some(e);

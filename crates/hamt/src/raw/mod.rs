@@ -178,7 +178,10 @@ fn new_domain<K, V, L: Layout<K, V>>() -> Domain {
     let domain = if cfg!(loom) {
         Domain::with_retire_threshold(usize::MAX)
     } else {
-        Domain::new()
+        // Main nodes freed by scans are kept for the next writes (`hazard::pool`). (Not under
+        // loom: a pool only recycles what the domain would have freed, as the allocator
+        // recycles addresses, so the models check the protocol without it.)
+        Domain::new().with_block_pool()
     };
     domain.with_reclaimer(reclaim_node::<K, V, E<K, V, L>>)
 }
@@ -226,11 +229,12 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
     /// A new map whose level cache starts at `min_len` entries (`usize::MAX`: never).
     pub(crate) fn with_hasher_and_cache(hasher: S, min_len: usize) -> Self {
         let gen = crate::node::fresh_gen();
+        let domain = Arc::new(new_domain::<K, V, L>());
         Self::with_root_and_cache(
-            INode::new(Main::empty_cnode::<E<K, V, L>>(gen), gen),
+            INode::new(Main::empty_cnode::<E<K, V, L>>(gen, &domain), gen),
             hasher,
             ptr::null_mut(),
-            Arc::new(new_domain::<K, V, L>()),
+            domain,
             min_len,
         )
     }

@@ -114,7 +114,7 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
     /// passes to the caller; the trie below it is frozen from now on).
     pub(crate) fn take_root(&self) -> *mut INode {
         let gen = fresh_gen();
-        let empty = INode::new(Main::empty_cnode::<E<K, V, L>>(gen), gen);
+        let empty = INode::new(Main::empty_cnode::<E<K, V, L>>(gen, &self.domain), gen);
         let mut guard = HazardPointer::new(&self.domain);
         loop {
             let r0 = self.read_root(&mut guard);

@@ -611,12 +611,24 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                         let t = prepared.put(value, hash);
                         let mut ch;
                         if let Some(i) = found {
-                            ch = Change::new(pos.inode, pos.main, main.with_entry(i, t, gen));
+                            ch = Change::new(
+                                pos.inode,
+                                pos.main,
+                                main.with_entry(i, t, gen, &self.domain),
+                            );
                             ch.dropped_entry = Some(a.data[i]);
                         } else if head.kind() == Kind::List {
-                            ch = Change::new(pos.inode, pos.main, main.list_appended(t, gen));
+                            ch = Change::new(
+                                pos.inode,
+                                pos.main,
+                                main.list_appended(t, gen, &self.domain),
+                            );
                         } else if to - from < 2 {
-                            ch = Change::new(pos.inode, pos.main, main.with_added(bit, t, gen));
+                            ch = Change::new(
+                                pos.inode,
+                                pos.main,
+                                main.with_added(bit, t, gen, &self.domain),
+                            );
                         } else {
                             // A third key for a full pair: the three go one level down.
                             if inline {
@@ -630,12 +642,12 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                                 (a.data[from + 1], hashes[1]),
                                 (t, hash),
                             ];
-                            let sub = Main::spread(&three, pos.level + BITS, gen);
+                            let sub = Main::spread(&three, pos.level + BITS, gen, &self.domain);
                             let child = INode::new(sub, gen);
                             ch = Change::new(
                                 pos.inode,
                                 pos.main,
-                                main.with_pushed_down::<E<K, V, L>>(bit, child, gen),
+                                main.with_pushed_down::<E<K, V, L>>(bit, child, gen, &self.domain),
                             );
                             ch.fresh_child = child;
                             ch.pushed_down = [Some(a.data[from]), Some(a.data[from + 1])];
@@ -666,8 +678,14 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
                     Action::Remove => {
                         let i = found.expect("Action::Remove of an absent key");
                         let new = match head.kind() {
-                            Kind::List => main.list_removed::<E<K, V, L>>(i, gen),
-                            _ => main.with_removed::<E<K, V, L>>(bit, i, pos.level, gen),
+                            Kind::List => main.list_removed::<E<K, V, L>>(i, gen, &self.domain),
+                            _ => main.with_removed::<E<K, V, L>>(
+                                bit,
+                                i,
+                                pos.level,
+                                gen,
+                                &self.domain,
+                            ),
                         };
                         let mut ch = Change::new(pos.inode, pos.main, new);
                         ch.dropped_entry = Some(a.data[i]);
