@@ -1658,6 +1658,66 @@ fn inline_removing_every_key_returns_to_an_empty_map() {
     m.assert_all_freed("inline: after dropping the map");
 }
 
+/// The block pools (`hazard::pool`): the blocks that the removals' scans kept for reuse are
+/// memory of the map, counted until `reclaim` frees them, whichever thread's pool holds them
+/// (here the main thread's and a worker's, parked alive while the main thread reclaims).
+#[test]
+fn pooled_blocks_are_the_maps_memory_until_reclaim() {
+    let m = Measure::start(2);
+    let map: InlineMap<u64, u64> = Hamt::default();
+    let (touched, written, resume) = (Barrier::new(2), Barrier::new(2), Barrier::new(2));
+    let seen = thread::scope(|s| {
+        let worker = spawn(s, || {
+            // The worker's per-thread state in the map (its retired list, its count), before
+            // the empty map is measured.
+            map.insert(u64::MAX, 1);
+            drop(map.remove(&u64::MAX));
+            touched.wait();
+            touched.wait();
+            for k in 0..20_000 {
+                map.insert(k, k);
+            }
+            for k in 0..10_000 {
+                assert!(map.remove(&k).is_some());
+            }
+            written.wait();
+            resume.wait();
+        });
+        touched.wait();
+        map.insert(u64::MAX, 1);
+        drop(map.remove(&u64::MAX));
+        map.reclaim();
+        let empty = m.above();
+        touched.wait();
+        written.wait();
+        for k in 10_000..20_000 {
+            assert!(map.remove(&k).is_some());
+        }
+        // (Checked after the worker is released, so that a failure does not leave it parked.)
+        let before = (map.is_empty(), map.stats().pooled, m.above());
+        map.reclaim();
+        let after = (map.stats(), m.above());
+        resume.wait();
+        worker.join().unwrap();
+        (empty, before, after)
+    });
+    let (empty, (is_empty, pooled, bytes), (stats, after)) = seen;
+    assert!(is_empty);
+    assert!(pooled > 0, "the removals' scans kept blocks for reuse");
+    assert!(
+        bytes.0 > empty.0,
+        "pooled blocks are counted as the map's memory"
+    );
+    assert_eq!(
+        (stats.pending, stats.pooled),
+        (0, 0),
+        "reclaim empties every idle pool"
+    );
+    assert_eq!(after, empty, "after reclaim, the bytes of an empty map");
+    drop(map);
+    m.assert_all_freed("after dropping the map");
+}
+
 /// (c) for the inline layout: four threads of mixed operations, then the map emptied by
 /// removing every key or with `clear`, three times; memory back to the empty map's each time.
 fn inline_concurrent_phases(use_clear: bool) {
