@@ -221,7 +221,7 @@
 //!
 //! **Level cache.** Once a map holds 2^16 entries or more and its lookups go deeper than
 //! three levels, it gets a table of the indirection nodes three levels below the root, one
-//! per path (2^15 slots, 256 KiB, kept until the map is dropped), and lookups and writes start
+//! per path (2^15 slots of 32 bytes, 1 MiB, kept until the map is dropped), and lookups and writes start
 //! there: three levels fewer to walk (after Prokopec's Cache-Tries, PPoPP 2018, simplified to
 //! one fixed depth, filled by the operations that walk past it). A cached node is used only
 //! while it belongs to the map's current generation and has not been folded away, so the cache
@@ -229,7 +229,10 @@
 //! operations walk from the root again until they have refilled it. Only lookups allocate the
 //! table, so a map that is only ever written (or emptied and refilled without being read) does
 //! not get one. A slot keeps no node the trie has let go of (folds, renewals and `clear` empty
-//! theirs), so memory still shrinks as keys go.
+//! theirs), so memory still shrinks as keys go. Beside its node, a slot keeps the address and
+//! bitmaps of that node's main node as the last lookup saw them, so that a lookup starts
+//! loading the main node, and the line of its entry, together with the node itself: one
+//! cache miss fewer in a row in a large map, for 24 bytes more per slot.
 //!
 //! [`BuildHasher`]: std::hash::BuildHasher
 

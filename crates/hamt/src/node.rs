@@ -415,7 +415,7 @@ pub(crate) struct Hint {
 impl Hint {
     /// The two words of `head`'s hint. (Unused under loom, where hints hold nothing.)
     #[cfg_attr(loom, allow(dead_code))]
-    fn of(head: &Head) -> (u64, u64) {
+    pub(crate) fn of(head: &Head) -> (u64, u64) {
         (
             u64::from(head.datamap) | u64::from(head.pairmap) << 32,
             u64::from(head.nodemap) | (head.ndata() as u64) << 32,
@@ -459,30 +459,39 @@ impl Hint {
     pub(crate) fn prefetch<T>(&self, m: *const Main, bit: u32) {
         #[cfg(not(loom))]
         {
-            // Relaxed: a hint.
-            let maps = self.maps.load(Relaxed);
-            let (datamap, pairmap) = (maps as u32, (maps >> 32) as u32);
-            let below = bit.wrapping_sub(1);
-            let off = if datamap & bit != 0 {
-                let i = (datamap & below).count_ones() + (pairmap & below).count_ones();
-                Main::data_offset::<T>() + i as usize * size_of::<T>()
-            } else {
-                // Relaxed: a hint.
-                let nodes = self.nodes.load(Relaxed);
-                let (nodemap, ndata) = (nodes as u32, (nodes >> 32) as usize);
-                if nodemap & bit == 0 {
-                    return;
-                }
-                (Main::data_offset::<T>() + ndata * size_of::<T>())
-                    .next_multiple_of(align_of::<*mut INode>())
-                    + (nodemap & below).count_ones() as usize * size_of::<*mut INode>()
-            };
-            // A hint only: `wrapping_add`, and a prefetch never faults.
-            prefetch(m.cast::<u8>().wrapping_add(off));
+            // Relaxed (both): a hint.
+            let off = hint_offset::<T>(self.maps.load(Relaxed), || self.nodes.load(Relaxed), bit);
+            if let Some(off) = off {
+                // A hint only: `wrapping_add`, and a prefetch never faults.
+                prefetch(m.cast::<u8>().wrapping_add(off));
+            }
         }
         #[cfg(loom)]
         let _ = (m, bit);
     }
+}
+
+/// Where slot bit `bit`'s entries or child are in a main node whose hint words (see
+/// [`Hint::of`]) are `maps` and `nodes()`, for entries of type `T`; `None` for an empty slot.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn hint_offset<T>(maps: u64, nodes: impl FnOnce() -> u64, bit: u32) -> Option<usize> {
+    let (datamap, pairmap) = (maps as u32, (maps >> 32) as u32);
+    let below = bit.wrapping_sub(1);
+    if datamap & bit != 0 {
+        let i = (datamap & below).count_ones() + (pairmap & below).count_ones();
+        return Some(Main::data_offset::<T>() + i as usize * size_of::<T>());
+    }
+    let nodes = nodes();
+    let (nodemap, ndata) = (nodes as u32, (nodes >> 32) as usize);
+    if nodemap & bit == 0 {
+        return None;
+    }
+    Some(
+        (Main::data_offset::<T>() + ndata * size_of::<T>())
+            .next_multiple_of(align_of::<*mut INode>())
+            + (nodemap & below).count_ones() as usize * size_of::<*mut INode>(),
+    )
 }
 
 /// Asks the CPU to start loading the cache line at `p` (a hint: no effect on correctness,

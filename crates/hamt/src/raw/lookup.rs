@@ -84,15 +84,22 @@ impl<K, V, S, L: Layout<K, V>> Inner<K, V, S, L> {
     /// the cached INode of its path, protected by `guard`, if it is of that generation (it is
     /// on that root's trie unless folded, which its main node tells: see the `cache` module
     /// docs). A cached INode of an older generation is stale for good: its slot is emptied.
+    /// With `PREFETCH` (lookups), starts loading the main node the slot last saw beside the
+    /// INode. (Writes do not: the main node they replace is cold by the time they are done,
+    /// and their guess would often be stale.)
     #[inline(always)]
-    pub(crate) fn cached_start(
+    pub(crate) fn cached_start<const PREFETCH: bool>(
         &self,
         table: &Table,
         hash: u64,
         gen: u64,
         guard: &mut HazardPointer<'_>,
     ) -> Option<*mut INode> {
-        let s = guard.protect(table.slot(hash));
+        let slot = table.slot(hash);
+        if PREFETCH {
+            slot.prefetch::<E<K, V, L>>(slot_bit(hash, CACHE_LEVEL));
+        }
+        let s = guard.protect(&slot.inode);
         if s.is_null() {
             return None;
         }
@@ -189,7 +196,9 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
         // Whether the lookup started from the level cache.
         let mut cached = false;
         let table = if CACHE { table } else { None };
-        if let Some(s) = table.and_then(|t| self.cached_start(t, hash, gen, &mut child_guard)) {
+        if let Some(s) =
+            table.and_then(|t| self.cached_start::<true>(t, hash, gen, &mut child_guard))
+        {
             mem::swap(&mut inode_guard, &mut child_guard);
             inode = s;
             level = CACHE_LEVEL;
@@ -207,6 +216,11 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
             let m = unsafe {
                 gcas_read_hinted::<T<K, V, L>>(inode, &mut main_guard, how, &self.domain, bit)
             };
+            if CACHE && cached && level == CACHE_LEVEL {
+                if let Some(t) = table {
+                    t.slot(hash).saw(m);
+                }
+            }
             // Safety: protected and validated by `gcas_read`.
             let main = unsafe { &*m };
             let head = main.head();

@@ -481,7 +481,7 @@ impl<K: Hash + Eq, V, S: BuildHasher, L: Layout<K, V>> Inner<K, V, S, L> {
             let table = self.cache.table();
             let cached = table
                 .filter(|_| from_cache)
-                .and_then(|t| self.cached_start(t, hash, gen, &mut c.inode));
+                .and_then(|t| self.cached_start::<false>(t, hash, gen, &mut c.inode));
             if let Some(s) = cached {
                 // Folded or not, the tomb check below tells; it has no parent in the cursor.
                 pos.inode = s;
