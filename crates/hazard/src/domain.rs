@@ -550,6 +550,10 @@ impl Domain {
     /// Empties every pool nobody holds; returns the blocks freed.
     fn drain_pools(&self) -> usize {
         let mut n = 0;
+        if !self.pooled {
+            // (Nothing is ever pooled: no step for the model checker either.)
+            return 0;
+        }
         self.for_each_slot(|slot| {
             if let Some(mut held) = slot.pool.try_hold() {
                 n += held.drain();
@@ -855,11 +859,13 @@ impl Domain {
             s.retired += list.retired.load(Relaxed); // Relaxed: statistics.
             s.reclaimed += list.reclaimed.load(Relaxed);
         });
-        self.for_each_slot(|slot| {
-            if let Some(held) = slot.pool.try_hold() {
-                s.pooled += held.held();
-            }
-        });
+        if self.pooled {
+            self.for_each_slot(|slot| {
+                if let Some(held) = slot.pool.try_hold() {
+                    s.pooled += held.held();
+                }
+            });
+        }
         s.pending = s.retired.saturating_sub(s.reclaimed);
         s
     }
