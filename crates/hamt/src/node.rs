@@ -735,15 +735,10 @@ impl Main {
     /// 1. `p` came from [`Main::alloc`] with entries of type `T`, and is freed once, when no
     ///    thread can read it.
     pub(crate) unsafe fn free<T>(p: *mut Main) {
-        // Safety: 1. `p` is a live main node.
-        let head = unsafe { *(*p).head() };
-        let shape = shape::<T>(head.ndata(), head.nnodes());
-        // Safety: 1. ours alone; the header's fields are dropped once (a no-op outside loom,
-        // where no field has drop glue; under loom, the write access that checks that every
-        // reader is done, see `Data`). The arrays own nothing.
-        unsafe { ptr::drop_in_place(p) };
+        // Safety: 1.
+        let layout = unsafe { Self::unmake::<T>(p) };
         // Safety: 1. allocated for this layout.
-        unsafe { hazard::pool::dealloc_block(p.cast(), shape.layout) };
+        unsafe { hazard::pool::dealloc_block(p.cast(), layout) };
     }
 
     /// Frees a main node (and nothing it points to) through `batch`: into this thread's block
@@ -752,13 +747,25 @@ impl Main {
     /// # Safety
     /// As [`free`](Self::free); `batch` is of the map's domain.
     pub(crate) unsafe fn recycle<T>(p: *mut Main, batch: &mut Batch<'_>) {
+        // Safety: 1.
+        let layout = unsafe { Self::unmake::<T>(p) };
+        // Safety: 1. allocated for this layout, by the domain's `alloc_block`.
+        unsafe { batch.free_block(p.cast(), layout) };
+    }
+
+    /// Drops a main node's header in place and returns the layout it was allocated for.
+    ///
+    /// # Safety
+    /// As [`free`](Self::free); the block is freed right after.
+    unsafe fn unmake<T>(p: *mut Main) -> Layout {
         // Safety: 1. `p` is a live main node.
         let head = unsafe { *(*p).head() };
         let shape = shape::<T>(head.ndata(), head.nnodes());
-        // Safety: as in `free`.
+        // Safety: 1. ours alone; the header's fields are dropped once (a no-op outside loom,
+        // where no field has drop glue; under loom, the write access that checks that every
+        // reader is done, see `Data`). The arrays own nothing.
         unsafe { ptr::drop_in_place(p) };
-        // Safety: 1. allocated for this layout, by the domain's `alloc_block`.
-        unsafe { batch.free_block(p.cast(), shape.layout) };
+        shape.layout
     }
 
     /// The immutable header.

@@ -24,7 +24,7 @@
 //! the domain's drop) takes it. That is the hand-off.
 
 use crate::fence;
-use crate::pool::{self, pooled_class, Held, Pool};
+use crate::pool::{self, Held, Pool};
 use crate::registry::{local_block, registry};
 use crate::sync::{thread_local, AtomicPtr, AtomicU64, AtomicUsize, LOOM};
 use crossbeam_utils::CachePadded;
@@ -264,11 +264,7 @@ impl<'d> Batch<'d> {
     /// [`free_block`](Self::free_block) go to the pool without taking it block by block.
     fn holding_pool(domain: &'d Domain) -> Self {
         let mut batch = Self::new(domain);
-        if domain.pooled {
-            if let Some(block) = local_block() {
-                batch.pool = domain.slot(block.index).pool.try_hold();
-            }
-        }
+        batch.pool = domain.own_pool();
         batch
     }
 
@@ -281,16 +277,12 @@ impl<'d> Batch<'d> {
     ///    for `layout`, and is not used after this call.
     #[inline]
     pub unsafe fn free_block(&mut self, p: *mut u8, layout: Layout) {
-        if let (Some(held), Some(c)) = (self.pool.as_mut(), pooled_class(layout)) {
-            // Safety: 1; allocated with its class's layout (`block_layout`).
-            if unsafe { held.give(p, c) } {
-                return;
-            }
+        match self.pool.as_mut() {
             // Safety: 1.
-            return unsafe { pool::dealloc_block(p, layout) };
+            Some(held) => unsafe { pool::give_or_dealloc(Some(held), p, layout) },
+            // Safety: 1.
+            None => unsafe { self.domain.free_block(p, layout) },
         }
-        // Safety: 1.
-        unsafe { self.domain.free_block(p, layout) }
     }
 
     /// The domain this batch retires into.
@@ -513,13 +505,11 @@ impl Domain {
     /// [`Batch::free_block`], [`free_block`](Self::free_block) or [`pool::dealloc_block`].
     #[inline]
     pub fn alloc_block(&self, layout: Layout) -> *mut u8 {
-        if self.pooled {
-            if let (Some(c), Some(block)) = (pooled_class(layout), local_block()) {
-                if let Some(mut held) = self.slot(block.index).pool.try_hold() {
-                    let p = held.take(c);
-                    if !p.is_null() {
-                        return p;
-                    }
+        if let Some(c) = pool::class(layout) {
+            if let Some(mut held) = self.own_pool() {
+                let p = held.take(c);
+                if !p.is_null() {
+                    return p;
                 }
             }
         }
@@ -533,18 +523,18 @@ impl Domain {
     /// # Safety
     /// As [`Batch::free_block`].
     pub unsafe fn free_block(&self, p: *mut u8, layout: Layout) {
-        if self.pooled {
-            if let (Some(c), Some(block)) = (pooled_class(layout), local_block()) {
-                if let Some(mut held) = self.slot(block.index).pool.try_hold() {
-                    // Safety: 1; allocated with its class's layout.
-                    if unsafe { held.give(p, c) } {
-                        return;
-                    }
-                }
-            }
-        }
+        let mut held = pool::class(layout).and_then(|_| self.own_pool());
         // Safety: 1.
-        unsafe { pool::dealloc_block(p, layout) }
+        unsafe { pool::give_or_dealloc(held.as_mut(), p, layout) }
+    }
+
+    /// This thread's pool, taken, if the domain pools blocks and nobody else holds it.
+    #[inline]
+    fn own_pool(&self) -> Option<Held<'_>> {
+        if !self.pooled {
+            return None;
+        }
+        self.slot(local_block()?.index).pool.try_hold()
     }
 
     /// Empties every pool nobody holds; returns the blocks freed.

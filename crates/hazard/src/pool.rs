@@ -49,7 +49,7 @@ pub const CAPACITY: usize = 256;
 
 /// The class of a block of `layout` (`size.div_ceil(GRAIN) - 1`), if it has one.
 #[inline(always)]
-fn class(layout: Layout) -> Option<usize> {
+pub(crate) fn class(layout: Layout) -> Option<usize> {
     let c = layout.size().div_ceil(GRAIN);
     (layout.align() <= BLOCK_ALIGN && (1..=CLASSES).contains(&c)).then_some(c - 1)
 }
@@ -67,12 +67,6 @@ fn class_layout(c: usize) -> Layout {
 #[inline(always)]
 pub fn block_layout(layout: Layout) -> Layout {
     class(layout).map_or(layout, class_layout)
-}
-
-/// The class of `layout`, for [`Domain::alloc_block`](crate::Domain::alloc_block).
-#[inline(always)]
-pub(crate) fn pooled_class(layout: Layout) -> Option<usize> {
-    class(layout)
 }
 
 /// Allocates a block for `layout` from the global allocator, with [`block_layout`] (null if
@@ -95,6 +89,23 @@ pub unsafe fn alloc_block(layout: Layout) -> *mut u8 {
 pub unsafe fn dealloc_block(p: *mut u8, layout: Layout) {
     // Safety: 1. allocated with this very layout.
     unsafe { alloc::dealloc(p, block_layout(layout)) }
+}
+
+/// Gives `p` to `held` if it has room for a block of `layout`'s class, else frees it to the
+/// global allocator.
+///
+/// # Safety
+/// As [`dealloc_block`].
+#[inline]
+pub(crate) unsafe fn give_or_dealloc(held: Option<&mut Held<'_>>, p: *mut u8, layout: Layout) {
+    if let (Some(held), Some(c)) = (held, class(layout)) {
+        // Safety: 1; allocated with its class's layout (`block_layout`).
+        if unsafe { held.give(p, c) } {
+            return;
+        }
+    }
+    // Safety: 1.
+    unsafe { dealloc_block(p, layout) }
 }
 
 /// A free block's first word, while it is in a pool: the next block of its class.
@@ -256,16 +267,16 @@ mod tests {
             l(CLASSES * GRAIN + 1, 8)
         );
         assert_eq!(block_layout(l(64, 64)), l(64, 64));
-        assert_eq!(pooled_class(l(64, 64)), None);
-        assert_eq!(pooled_class(l(GRAIN, 8)), Some(0));
-        assert_eq!(pooled_class(l(GRAIN + 1, 8)), Some(1));
+        assert_eq!(class(l(64, 64)), None);
+        assert_eq!(class(l(GRAIN, 8)), Some(0));
+        assert_eq!(class(l(GRAIN + 1, 8)), Some(1));
     }
 
     #[test]
     fn give_take_drain() {
         let pool = Pool::default();
         let layout = Layout::from_size_align(100, 8).unwrap();
-        let c = pooled_class(layout).unwrap();
+        let c = class(layout).unwrap();
         let mut held = pool.try_hold().unwrap();
         assert!(held.take(c).is_null(), "an empty pool has nothing to give");
         // Safety: non-zero size.
