@@ -647,6 +647,7 @@ struct Shape {
     nodes: usize,
 }
 
+#[inline(always)]
 fn shape<T>(ndata: usize, nnodes: usize) -> Shape {
     let base = Layout::new::<Main>();
     let (l, data) = base
@@ -670,7 +671,9 @@ pub(crate) struct Arrays<'a, T> {
 
 impl Main {
     /// Allocates a main node and copies its arrays from the chunks given (`data` entries in
-    /// order, then `nodes`).
+    /// order, then `nodes`). Inlined, so that each builder's copies are specialised for
+    /// its chunks (their number is known at each call site).
+    #[inline(always)]
     fn alloc<T: Copy>(
         kind: Kind,
         gen: u64,
@@ -1069,62 +1072,44 @@ impl Main {
         Self::list(&[&data[..i], &data[i + 1..]], gen, d)
     }
 
-    /// The main node of a new INode at `level` holding `entries` (more than a pair, all with
-    /// the same slot one level up): a CNode that spreads them over its slots (pairs where two
-    /// share one, a new INode again where more do), or a collision list past the last level.
-    /// Returns the node and whether it created INodes below it (see
-    /// [`free_unpublished_chain`]).
+    /// The main node of a new INode at `level` holding `entries` (a full pair and the key
+    /// that joins it, all with the same slot one level up): a CNode that spreads them over its
+    /// slots (a pair where two share one), a CNode with one child INode where all three share
+    /// one (built the same way one level down), or a collision list past the last level. No
+    /// allocation but the nodes themselves (a write pushes a pair down on about a fifth of
+    /// its inserts in a map whose bottom level is full).
     pub(crate) fn spread<T: Copy>(
-        entries: &[(T, u64)],
+        entries: &[(T, u64); PAIR + 1],
         level: u32,
         gen: u64,
         d: &Domain,
     ) -> *mut Main {
-        debug_assert!(entries.len() > PAIR);
         if level >= MAX_LEVEL {
-            let e: Vec<T> = entries.iter().map(|&(e, _)| e).collect();
-            return Self::list(&[&e], gen, d);
+            return Self::list(&[&entries.map(|(e, _)| e)], gen, d);
         }
-        let mut sorted: Vec<(T, u64)> = entries.to_vec();
+        let mut sorted = *entries;
+        // (A stable sort of three elements: insertion sort, no allocation.)
         sorted.sort_by_key(|&(_, h)| slot(h, level));
-        let (mut datamap, mut nodemap, mut pairmap) = (0u32, 0u32, 0u32);
-        let mut data: Vec<T> = Vec::new();
-        let mut nodes: Vec<*mut INode> = Vec::new();
-        let mut i = 0;
-        while i < sorted.len() {
-            let s = slot(sorted[i].1, level);
-            let mut j = i;
-            while j < sorted.len() && slot(sorted[j].1, level) == s {
-                j += 1;
+        let first = slot(sorted[0].1, level);
+        if first == slot(sorted[PAIR].1, level) {
+            let child = INode::new(Self::spread(&sorted, level + BITS, gen, d), gen);
+            return Self::alloc::<T>(Kind::CNode, gen, [0, 1 << first, 0], &[], &[&[child]], d);
+        }
+        // At most two share a slot: a pair, in slot order like the rest.
+        let (mut datamap, mut pairmap) = (0u32, 0u32);
+        for &(_, h) in &sorted {
+            let bit = 1 << slot(h, level);
+            if datamap & bit != 0 {
+                pairmap |= bit;
             }
-            let bit = 1 << s;
-            match j - i {
-                1 => {
-                    datamap |= bit;
-                    data.push(sorted[i].0);
-                }
-                2 => {
-                    datamap |= bit;
-                    pairmap |= bit;
-                    data.push(sorted[i].0);
-                    data.push(sorted[i + 1].0);
-                }
-                _ => {
-                    nodemap |= bit;
-                    nodes.push(INode::new(
-                        Self::spread(&sorted[i..j], level + BITS, gen, d),
-                        gen,
-                    ));
-                }
-            }
-            i = j;
+            datamap |= bit;
         }
         Self::alloc(
             Kind::CNode,
             gen,
-            [datamap, nodemap, pairmap],
-            &[&data],
-            &[&nodes],
+            [datamap, 0, pairmap],
+            &[&sorted.map(|(e, _)| e)],
+            &[],
             d,
         )
     }
