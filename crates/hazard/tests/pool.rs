@@ -130,9 +130,12 @@ fn concurrent_allocations_frees_and_reclaims() {
     let reclaimer = {
         let (domain, stop, drains) = (domain.clone(), stop.clone(), drains.clone());
         thread::spawn(move || {
+            // Acquire: pairs with the Release store that stops this thread (nothing is
+            // published with it; the join orders the rest).
             while !stop.load(Acquire) {
                 domain.reclaim();
                 let _ = domain.stats().pooled;
+                // Relaxed: a progress counter, read only to decide when the workers stop.
                 drains.fetch_add(1, Relaxed);
             }
         })
@@ -146,6 +149,7 @@ fn concurrent_allocations_frees_and_reclaims() {
                 // At least ROUNDS, and on until the other thread has emptied the pools a few
                 // times meanwhile (so that the two overlap however the threads are scheduled).
                 let mut round = 0;
+                // Relaxed: the progress counter (see the reclaiming thread).
                 while round < ROUNDS || drains.load(Relaxed) < 3 {
                     round += 1;
                     x ^= x << 13;
@@ -181,6 +185,7 @@ fn concurrent_allocations_frees_and_reclaims() {
     for w in workers {
         w.join().unwrap();
     }
+    // Release: pairs with the reclaiming thread's Acquire load.
     stop.store(true, Release);
     reclaimer.join().unwrap();
     domain.reclaim();

@@ -264,7 +264,8 @@ impl LevelCache {
         if unsafe { (*main).kind() } != Kind::CNode {
             return;
         }
-        let slot = &table.slot(hash).inode;
+        let entry = table.slot(hash);
+        let slot = &entry.inode;
         // Relaxed: a hint; the CAS below decides.
         let old = slot.load(Relaxed);
         if old == inode {
@@ -281,7 +282,7 @@ impl LevelCache {
         // with the Release of whoever emptied or filled it (see `evict`).
         match slot.compare_exchange(old, inode, AcqRel, Relaxed) {
             Ok(_) => {
-                table.slot(hash).saw(main);
+                entry.saw(main);
                 if !old.is_null() {
                     // Safety: the slot's reference on `old`, which the CAS took from it.
                     unsafe { release(old, &mut batch) };
