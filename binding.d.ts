@@ -21,8 +21,11 @@ export declare class NativeCursor {
   close(): void
 }
 
-/** Hands the JavaScript layer's structured-clone functions to the binding, once per thread. */
-export declare function configure(serialize: (value: unknown) => Uint8Array, deserialize: (bytes: Uint8Array) => unknown): void
+/**
+ * Hands the JavaScript layer's structured-clone functions and its refusal counter (see
+ * [`env`](crate::env)) to the binding, once per thread.
+ */
+export declare function configure(serialize: (value: unknown) => Uint8Array, deserialize: (bytes: Uint8Array) => unknown, refusals: ArrayBuffer): void
 
 /** What `Hamt.stats()` reports. */
 export interface HamtStats {

@@ -45,7 +45,25 @@ import {
   type NativeCursor,
 } from '#binding'
 
-configure(v8.serialize, v8.deserialize)
+/**
+ * How many native calls failed without being able to throw (crates/node/src/env.rs): while a
+ * worker is being terminated, Node-API refuses both to run JavaScript (structured clone,
+ * `update` functions) and to throw, so such a call returns as if it had worked. The binding
+ * counts it here, and {@link checked} throws in its place, so that the caller's next
+ * statements (which V8 may still run before it stops the thread) do not act on a write that
+ * did not happen.
+ */
+const refusals = new Int32Array(new ArrayBuffer(4))
+configure(v8.serialize, v8.deserialize, refusals.buffer)
+
+/** `result`, unless the call that gave it failed and could not throw (see {@link refusals}). */
+function checked<T>(result: T): T {
+  if (refusals[0] !== 0) {
+    refusals[0] = 0
+    throw Object.assign(new Error('Node-API could not run JavaScript: the environment is shutting down'), { code: 'ERR_HAMT_NAPI' })
+  }
+  return result
+}
 
 // Node 18.18+ and 20.4+ define Symbol.dispose; older versions get the usual stand-in, so that
 // `[Symbol.dispose]()` below has a real symbol for its name (TypeScript's `using` looks it up
@@ -100,7 +118,8 @@ export interface HamtStats {
  * An error of this package: a `TypeError`, `RangeError` or `Error` with one of these codes.
  * (Besides these, a call made while its worker is being terminated may throw an `Error` with
  * code `ERR_HAMT_NAPI` when it can no longer run JavaScript, e.g. to copy a value by
- * structured clone; such a call may or may not have written, and the worker stops right
+ * structured clone; such a call may or may not have written (it fails before its write when
+ * copying the value in, after it when copying a result out), and the worker stops right
  * after.)
  */
 export type HamtErrorCode =
@@ -191,7 +210,7 @@ class SnapshotIterator<T> implements IterableIterator<T> {
         this.close()
         return { done: true, value: undefined }
       }
-      this.batch = this.cursor.next(BATCH, this.mode)
+      this.batch = checked(this.cursor.next(BATCH, this.mode))
       this.at = 0
       this.last = this.batch.length < BATCH * this.step
       if (this.batch.length === 0) {
@@ -297,12 +316,12 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
 
   /** The value stored for `key`, or `undefined` (a copy: changing it does not change the map). */
   get(key: K): V | undefined {
-    return mapGet(this.native, key) as V | undefined
+    return checked(mapGet(this.native, key)) as V | undefined
   }
 
   /** Stores `value` for `key` (`undefined` included, as `Map` does). */
   set(key: K, value: V): this {
-    mapSet(this.native, key, value)
+    checked(mapSet(this.native, key, value))
     return this
   }
 
@@ -336,12 +355,12 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
 
   /** Stores `value` only if `key` has no entry; returns whether it did. */
   setIfAbsent(key: K, value: V): boolean {
-    return mapSetIfAbsent(this.native, key, value)
+    return checked(mapSetIfAbsent(this.native, key, value))
   }
 
   /** Stores `value` for `key`; returns the value it replaced (`undefined` if none). */
   swap(key: K, value: V): V | undefined {
-    return mapSwap(this.native, key, value) as V | undefined
+    return checked(mapSwap(this.native, key, value)) as V | undefined
   }
 
   /**
@@ -356,7 +375,7 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    *   objects whose properties were added in a different order differ.
    */
   compareAndSet(key: K, expected: V | undefined, value: V | undefined): boolean {
-    return mapCompareAndSet(this.native, key, expected, value)
+    return checked(mapCompareAndSet(this.native, key, expected, value))
   }
 
   /**
@@ -371,7 +390,7 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
    * `ERR_HAMT_REENTRANT`.
    */
   update(key: K, fn: (current: V | undefined) => V | undefined): V | undefined {
-    return mapUpdate(this.native, key, fn as (current: unknown) => unknown) as V | undefined
+    return checked(mapUpdate(this.native, key, fn as (current: unknown) => unknown)) as V | undefined
   }
 
   /**
@@ -385,12 +404,12 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
   increment(key: K, delta: bigint): bigint
   increment(key: K, delta?: number | bigint): number | bigint
   increment(key: K, delta?: number | bigint): number | bigint {
-    return mapIncrement(this.native, key, delta)
+    return checked(mapIncrement(this.native, key, delta))
   }
 
   /** `get` for each key, in order; not atomic as a whole. */
   getMany(keys: readonly K[]): (V | undefined)[] {
-    return mapGetMany(this.native, keys) as (V | undefined)[]
+    return checked(mapGetMany(this.native, keys)) as (V | undefined)[]
   }
 
   /**
@@ -417,7 +436,7 @@ export class Hamt<K extends Key = Key, V = unknown> implements Iterable<[K, V]> 
       }
       throw e
     }
-    mapSetMany(this.native, list)
+    checked(mapSetMany(this.native, list))
     return this
   }
 

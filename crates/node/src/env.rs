@@ -3,6 +3,12 @@
 //! - The structured-clone functions (`v8.serialize`, `v8.deserialize`) that the JavaScript
 //!   layer hands over once per environment ([`configure`]), and `Buffer.prototype` (to tell a
 //!   `Buffer` from a plain `Uint8Array`).
+//! - The refusal counter, an `ArrayBuffer` the JavaScript layer also hands over: a call that
+//!   fails while the environment is shutting down cannot throw (Node-API refuses to throw
+//!   then, as it refuses to run JavaScript), so it returns to JavaScript as if it had
+//!   succeeded, and V8 may run the caller's next statements before it stops the thread. The
+//!   binding counts such a call in that buffer ([`note_refusal`]), and the JavaScript layer,
+//!   which reads it after every call that may run JavaScript, throws in its place.
 //! - The environment's live handles and iteration cursors, so that its tear-down (the
 //!   thread's exit, or `worker.terminate()`) releases their references on the native maps
 //!   and the snapshots and hazard records of cursors, even when their finalizers never run
@@ -26,6 +32,9 @@ pub struct EnvState {
     serialize: OnceCell<Persistent>,
     deserialize: OnceCell<Persistent>,
     buffer_prototype: OnceCell<Persistent>,
+    /// An `ArrayBuffer` of at least 4 bytes: its first `i32` counts the calls that failed and
+    /// could not throw (see the module docs).
+    refusals: OnceCell<Persistent>,
     handles: RefCell<Handles>,
 }
 
@@ -83,7 +92,7 @@ impl EnvState {
 
     /// Deletes the environment's references (at its tear-down, when no callback can use them).
     fn delete_references(&self, env: sys::napi_env) {
-        for p in [&self.serialize, &self.deserialize, &self.buffer_prototype] {
+        for p in [&self.serialize, &self.deserialize, &self.buffer_prototype, &self.refusals] {
             if let Some(p) = p.get() {
                 // Safety: `env` is the environment being torn down, whose references these
                 // are; no callback of it runs any more, so none is used after this.
@@ -97,7 +106,7 @@ fn unconfigured() -> Failure {
     Failure::type_error(
         INVALID_ARGUMENT,
         "structured values need the serializer: load the package through its index.js, which \
-         calls configure(v8.serialize, v8.deserialize)",
+         calls configure(v8.serialize, v8.deserialize, refusals)",
     )
 }
 
@@ -155,8 +164,14 @@ unsafe extern "C" fn finalize_state(env: sys::napi_env, data: *mut c_void, _hint
     }));
 }
 
-/// `configure(serialize, deserialize)`: the JavaScript layer's structured-clone functions.
-pub fn configure<'s>(js: Js<'s>, serialize: Val<'s>, deserialize: Val<'s>) -> Res<()> {
+/// `configure(serialize, deserialize, refusals)`: the JavaScript layer's structured-clone
+/// functions, and the `ArrayBuffer` (at least 4 bytes) in which [`note_refusal`] counts.
+pub fn configure<'s>(
+    js: Js<'s>,
+    serialize: Val<'s>,
+    deserialize: Val<'s>,
+    refusals: Val<'s>,
+) -> Res<()> {
     for (v, name) in [(serialize, "serialize"), (deserialize, "deserialize")] {
         if js.type_of(v)? != Type::Function {
             return Err(Failure::type_error(
@@ -165,12 +180,39 @@ pub fn configure<'s>(js: Js<'s>, serialize: Val<'s>, deserialize: Val<'s>) -> Re
             ));
         }
     }
+    if !matches!(js.array_buffer(refusals)?, Some((_, len)) if len >= 4) {
+        return Err(Failure::type_error(
+            INVALID_ARGUMENT,
+            "configure: refusals must be an ArrayBuffer of at least 4 bytes",
+        ));
+    }
     let state = state(js)?;
     let s = js.persist(serialize)?;
     let d = js.persist(deserialize)?;
-    // A second call keeps the first functions (the references made here are freed with the
+    let r = js.persist(refusals)?;
+    // A second call keeps the first values (the references made here are freed with the
     // environment).
     let _ = state.serialize.set(s);
     let _ = state.deserialize.set(d);
+    let _ = state.refusals.set(r);
     Ok(())
+}
+
+/// Counts, in the environment's refusal buffer, a call that failed and could not throw (see
+/// the module docs). Best effort, and only Node-API calls that work while the environment
+/// shuts down: if the buffer is missing or was detached, nothing is counted.
+pub fn note_refusal(js: Js<'_>) {
+    let Ok(state) = state(js) else { return };
+    let Some(r) = state.refusals.get() else { return };
+    let Ok(buffer) = js.get(r) else { return };
+    if let Ok(Some((data, len))) = js.array_buffer(buffer) {
+        if !data.is_null() && len >= 4 {
+            let cell = data.cast::<i32>();
+            // Safety: `data` is the start of the buffer's `len >= 4` bytes, valid while this
+            // callback runs no JavaScript (nothing can detach or collect the buffer meanwhile:
+            // the reference keeps it alive); only this thread (the environment's) reads or
+            // writes it, so plain unaligned accesses cannot race.
+            unsafe { cell.write_unaligned(cell.read_unaligned().wrapping_add(1)) };
+        }
+    }
 }

@@ -7,6 +7,8 @@
 //! already threw (a user's `update` function, a getter run by `v8.serialize`) is kept as it
 //! is: [`Failure::Pending`] throws nothing more.
 
+use crate::js::Js;
+use napi::bindgen_prelude::Env;
 use napi::sys;
 use std::ffi::CString;
 
@@ -102,7 +104,11 @@ impl Failure {
     /// (`worker.terminate()`, `process.exit()` in a worker): Node-API then answers "pending
     /// exception" without one. Returning normally would let the caller's next statements run
     /// as if the call had succeeded (V8 stops the thread only at its next interrupt check),
-    /// so an `ERR_HAMT_NAPI` error is thrown instead.
+    /// so an `ERR_HAMT_NAPI` error is thrown instead. Node-API refuses to throw in that state
+    /// too, though (its throws check, as its calls into JavaScript do, that the environment
+    /// can still run JavaScript); a failure that could not be thrown is counted in the
+    /// environment's refusal buffer ([`crate::env::note_refusal`]), and the JavaScript layer
+    /// throws in its place.
     pub fn throw(self, env: sys::napi_env) -> napi::Error {
         let mut pending = false;
         // Safety: `env` is the environment of the call being answered, on its thread.
@@ -114,6 +120,7 @@ impl Failure {
             ),
             f => f,
         };
+        let mut thrown = pending;
         if let Failure::New {
             class,
             code,
@@ -124,7 +131,7 @@ impl Failure {
                 let code = CString::new(code).unwrap_or_default();
                 let message = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
                 // Safety: as above; both strings are NUL-terminated and outlive the call.
-                unsafe {
+                let status = unsafe {
                     match class {
                         Class::Type => {
                             sys::napi_throw_type_error(env, code.as_ptr(), message.as_ptr())
@@ -135,7 +142,12 @@ impl Failure {
                         Class::Plain => sys::napi_throw_error(env, code.as_ptr(), message.as_ptr()),
                     }
                 };
+                thrown = status == sys::Status::napi_ok;
             }
+        }
+        if !thrown {
+            let env = Env::from_raw(env);
+            crate::env::note_refusal(Js::new(&env));
         }
         napi::Error::from_status(napi::Status::PendingException)
     }

@@ -353,15 +353,21 @@ pub fn stats() -> HamtStats {
 #[napi(catch_unwind, ts_args_type = "map: object, key: unknown")]
 pub fn noop(_map: Unknown<'_>, _key: Unknown<'_>) {}
 
-/// Hands the JavaScript layer's structured-clone functions to the binding, once per thread.
+/// Hands the JavaScript layer's structured-clone functions and its refusal counter (see
+/// [`env`](crate::env)) to the binding, once per thread.
 #[napi(
     catch_unwind,
-    ts_args_type = "serialize: (value: unknown) => Uint8Array, deserialize: (bytes: Uint8Array) => unknown"
+    ts_args_type = "serialize: (value: unknown) => Uint8Array, deserialize: (bytes: Uint8Array) => unknown, refusals: ArrayBuffer"
 )]
-pub fn configure(env: Env, serialize: Unknown<'_>, deserialize: Unknown<'_>) -> Result<()> {
+pub fn configure(
+    env: Env,
+    serialize: Unknown<'_>,
+    deserialize: Unknown<'_>,
+    refusals: Unknown<'_>,
+) -> Result<()> {
     let js = Js::new(&env);
     finish(
         js.raw(),
-        env::configure(js, js.arg(serialize), js.arg(deserialize)),
+        env::configure(js, js.arg(serialize), js.arg(deserialize), js.arg(refusals)),
     )
 }

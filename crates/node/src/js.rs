@@ -306,6 +306,29 @@ impl<'s> Js<'s> {
         Ok(Some((View::Uint8, bytes)))
     }
 
+    /// The address and length of an `ArrayBuffer`'s memory, or `None` for any other value.
+    /// The memory of a non-resizable `ArrayBuffer` does not move; it goes away only when the
+    /// buffer is detached (transferred) or collected.
+    pub fn array_buffer(self, v: Val<'s>) -> Res<Option<(*mut u8, usize)>> {
+        let mut is = false;
+        check(
+            // Safety: the module's invariant.
+            unsafe { sys::napi_is_arraybuffer(self.env, v.raw, &mut is) },
+            "array buffer",
+        )?;
+        if !is {
+            return Ok(None);
+        }
+        let mut data: *mut std::ffi::c_void = ptr::null_mut();
+        let mut length = 0usize;
+        check(
+            // Safety: the module's invariant; `v` is an `ArrayBuffer` (checked above).
+            unsafe { sys::napi_get_arraybuffer_info(self.env, v.raw, &mut data, &mut length) },
+            "array buffer",
+        )?;
+        Ok(Some((data.cast(), length)))
+    }
+
     pub fn prototype(self, v: Val<'s>) -> Res<Val<'s>> {
         let mut p = ptr::null_mut();
         check(
