@@ -4,6 +4,8 @@
 import test from 'ava'
 import { Hamt, type HamtHandle, type Key } from 'concurrent-hamt'
 import { codeOf, throwsHamt, unchecked } from './_helpers'
+import { configure } from '#binding'
+import v8 = require('node:v8')
 
 type AnyHamt = Hamt<Key, unknown>
 
@@ -402,4 +404,24 @@ test('random 32-digit tokens never attach and never crash', (t) => {
   }
   t.is(stale, 2000)
   live.close()
+})
+
+test('the binding’s configure checks the refusal buffer the JS layer hands it, and keeps its first values', (t) => {
+  // index.js calls configure once per thread with v8.serialize, v8.deserialize and a 4-byte
+  // ArrayBuffer in which the binding counts the calls that failed but could not throw
+  // (crates/node/src/env.rs). A buffer too small to count in, or no buffer, is refused.
+  for (const bad of [new ArrayBuffer(3), new Int32Array(1), {}, undefined]) {
+    throwsHamt(t, () => configure(v8.serialize, v8.deserialize, bad as ArrayBuffer), TypeError, 'ERR_HAMT_INVALID_ARGUMENT', 'configure: refusals')
+  }
+  throwsHamt(t, () => configure(unchecked(1), v8.deserialize, new ArrayBuffer(4)), TypeError, 'ERR_HAMT_INVALID_ARGUMENT', 'configure: serialize')
+  // A second, valid call changes nothing: structured values still round-trip, and a call
+  // that fails and throws leaves nothing counted (the next call does not throw ERR_HAMT_NAPI).
+  configure(() => new Uint8Array(0), () => 0, new ArrayBuffer(4))
+  const h = new Hamt<string, unknown>()
+  h.set('d', { at: new Date(5), tags: new Map([['a', 1]]) })
+  t.deepEqual(h.get('d'), { at: new Date(5), tags: new Map([['a', 1]]) })
+  throwsHamt(t, () => h.set('f', unchecked(() => 1)), TypeError, 'ERR_HAMT_INVALID_VALUE')
+  t.is(h.get('f'), undefined)
+  t.deepEqual(h.get('d'), { at: new Date(5), tags: new Map([['a', 1]]) })
+  h.close()
 })
