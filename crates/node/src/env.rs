@@ -92,7 +92,12 @@ impl EnvState {
 
     /// Deletes the environment's references (at its tear-down, when no callback can use them).
     fn delete_references(&self, env: sys::napi_env) {
-        for p in [&self.serialize, &self.deserialize, &self.buffer_prototype, &self.refusals] {
+        for p in [
+            &self.serialize,
+            &self.deserialize,
+            &self.buffer_prototype,
+            &self.refusals,
+        ] {
             if let Some(p) = p.get() {
                 // Safety: `env` is the environment being torn down, whose references these
                 // are; no callback of it runs any more, so none is used after this.
@@ -203,7 +208,9 @@ pub fn configure<'s>(
 /// shuts down: if the buffer is missing or was detached, nothing is counted.
 pub fn note_refusal(js: Js<'_>) {
     let Ok(state) = state(js) else { return };
-    let Some(r) = state.refusals.get() else { return };
+    let Some(r) = state.refusals.get() else {
+        return;
+    };
     let Ok(buffer) = js.get(r) else { return };
     if let Ok(Some((data, len))) = js.array_buffer(buffer) {
         if !data.is_null() && len >= 4 {
