@@ -89,7 +89,7 @@ pub(crate) struct Table {
 /// address and bitmaps of the INode's main node as a lookup last saw them, so that a lookup
 /// starts loading the main node's header and the line of its entry at the same time as the
 /// INode, instead of after it (one cache miss fewer in a row, when the copy is current). The
-/// copy is a hint like the INode's own [`Hint`](crate::node::Hint): Relaxed, possibly stale or
+/// copy is a hint like the INode's own [`Hint`]: Relaxed, possibly stale or
 /// torn, used only for prefetches (which never fault); it holds no reference. (Not kept under
 /// loom.)
 #[cfg_attr(not(loom), repr(C, align(32)))]

@@ -26,7 +26,7 @@
 //! go ahead (the snapshot would miss a committed write). Both pairs of accesses are `SeqCst`,
 //! which forbids that outcome (on x86 a locked CAS and a plain load; on ARMv8 `stlxr` then
 //! `ldar`, which are ordered). loom models `SeqCst` accesses as `AcqRel`, so under loom a
-//! `SeqCst` fence sits between them ([`loom_sc_fence`](crate::sync::loom_sc_fence)).
+//! `SeqCst` fence sits between them ([`loom_sc_fence`]).
 
 //!
 //! # Invariants

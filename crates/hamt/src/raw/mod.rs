@@ -6,7 +6,7 @@
 //! | [`root`] | reading the root, the snapshot's root swap, `clear`'s | the root is an INode or a descriptor being completed |
 //! | [`lookup`] | `get`: the read path | every node dereferenced is protected and validated |
 //! | [`cache`] | the level cache: the INodes three levels down, where large maps' lookups and writes start | a cached INode is used only in its generation and if not folded; a slot keeps no node the trie let go of |
-//! | [`write`] | the one write loop behind every update, and its reference counting | a change counts exactly what it keeps from a shared node |
+//! | [`write`](mod@write) | the one write loop behind every update, and its reference counting | a change counts exactly what it keeps from a shared node |
 //! | [`cleanup`] | renewal (copying a node out of a snapshot's generation) and tomb folding | a tomb is folded into its parent, never changed |
 //! | this file | the map's state, its size, how a trie is let go of | |
 //!
@@ -16,7 +16,7 @@
 //! against the INode whose main node led to it:
 //!
 //! 1. protect the main node `m` of INode `i` (the hazard protect-and-validate loop on
-//!    `i.main`, inside [`gcas_read`](gcas::gcas_read));
+//!    `i.main`, inside [`gcas_read`]);
 //! 2. read child INode `c` (or, with the `Leaves` layout, leaf `c`) from `m`, publish `c`,
 //!    and re-read `i.main`: if it still holds `m`, then `c` was still held by `m` after the
 //!    hazard was published, so its count had not reached zero and no writer can have retired
