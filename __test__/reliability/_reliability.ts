@@ -39,8 +39,10 @@ export const DOCUMENTED_CODES: readonly HamtErrorCode[] = [
 // The bound on unreachable-but-unfreed nodes (`Hamt.stats().unfreedNodes`)
 //
 // From crates/hazard/src/domain.rs (`Domain::stats`, and the crate docs' "Bounded garbage"):
-// a thread scans its retired list once it holds `threshold = max(RETIRE_THRESHOLD_MIN,
-// 2 × records)` objects, and a scan keeps only objects that some hazard record names (at most
+// a thread scans its retired list once it holds `threshold` objects, between
+// `max(RETIRE_THRESHOLD_MIN, 2 × records)` and `max(RETIRE_THRESHOLD_MAX, 2 × records)` (each
+// scan raises or lowers it from the time its membarrier took: slow when it must interrupt
+// other CPUs running workers, so the bound uses the most), and a scan keeps only objects that some hazard record names (at most
 // one per record). So each live thread that retires into a map leaves at most
 // `threshold + records` unfreed; a thread that exited leaves its list (below one threshold)
 // until the next scan of any thread; and what the user pins (live guards, snapshots) comes
@@ -63,6 +65,9 @@ export const DOCUMENTED_CODES: readonly HamtErrorCode[] = [
 /** crates/hazard/src/domain.rs `RETIRE_THRESHOLD_MIN` (outside loom). */
 export const RETIRE_THRESHOLD_MIN = 256
 
+/** The most a slow barrier raises the threshold to: `RETIRE_THRESHOLD_MIN << MAX_THRESHOLD_SHIFT` (3). */
+export const RETIRE_THRESHOLD_MAX = RETIRE_THRESHOLD_MIN * 8
+
 /** Nodes of a trie of `keys` entries (see above). */
 export function trieNodes(keys: number): number {
   return 3 * keys + 64
@@ -83,7 +88,7 @@ export interface BoundInputs {
 
 /** The documented bound on `unfreedNodes`, for one map family (see above). */
 export function unfreedBound(b: BoundInputs): number {
-  const threshold = Math.max(RETIRE_THRESHOLD_MIN, 2 * b.records)
+  const threshold = Math.max(RETIRE_THRESHOLD_MAX, 2 * b.records)
   return b.live * (threshold + b.records) + b.exited * threshold + b.dropping * trieNodes(b.keys)
 }
 

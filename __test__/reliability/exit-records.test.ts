@@ -24,7 +24,7 @@
 import test from 'ava'
 import { Hamt, type Key } from 'concurrent-hamt'
 import { stats } from '../_helpers'
-import { RETIRE_THRESHOLD_MIN, report, settle, size, start, statsLine, unfreedBound, waitFor, type Started } from './_reliability'
+import { RETIRE_THRESHOLD_MAX, report, settle, size, start, statsLine, unfreedBound, waitFor, type Started } from './_reliability'
 import { EXIT_MODES, type ExitMode, type ExitTask } from './workers/exit-modes'
 
 const ROUNDS = size(2, 12)
@@ -88,9 +88,10 @@ test('workers that exit holding hazard records (nested updates, iterations, gett
       // the workers' own maps): their retired nodes are still there, to hand off.
       t.true(s.unfreedNodes >= started.length * WRITES, `round ${round}: only ${s.unfreedNodes} unfreed nodes left by ${started.length} workers of ${WRITES} swaps`)
     }
-    // The main thread writes a little: one scan threshold of swaps retires at least that many
-    // nodes, so it scans, and a scan takes every list, the exited threads' included.
-    const threshold = Math.max(RETIRE_THRESHOLD_MIN, 2 * s.hazardRecords)
+    // The main thread writes a little: one scan threshold of swaps (the most it can be: a scan
+    // while workers ran may have raised it) retires at least that many nodes, so it scans, and
+    // a scan takes every list, the exited threads' included.
+    const threshold = Math.max(RETIRE_THRESHOLD_MAX, 2 * s.hazardRecords)
     for (let i = 0; i < threshold; i++) {
       h.swap(`k${i % 64}`, i)
       swaps++

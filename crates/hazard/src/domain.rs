@@ -35,11 +35,39 @@ use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Instant;
 
 /// A scan starts once a thread's retired list holds this many objects, or twice the number
 /// of hazard records in the process if that is larger (so that a scan frees at least half of
 /// what it looks at).
 pub const RETIRE_THRESHOLD_MIN: usize = if LOOM { 2 } else { 256 };
+
+/// How far a slow barrier raises a domain's scan threshold: up to `2^MAX_THRESHOLD_SHIFT`
+/// times its least threshold.
+///
+/// A scan in the asymmetric mode costs one `membarrier`, whose price depends on the machine
+/// and on what runs: about 0.2 us when no other thread of the process is running, an
+/// inter-processor interrupt to each CPU that runs one otherwise, which took 15 us on the
+/// 2-vCPU VM this crate is measured on (`cargo run --release -p benches --example
+/// scan_cost`). With the threshold fixed, a write-heavy map on two threads lost 8-25 % of its
+/// throughput to those interrupts; a threshold fixed higher instead costs single-threaded
+/// writes as much, because the blocks a larger scan frees are reused later and colder. So
+/// each scan times its barrier and sets the domain's threshold for the next ones to the least
+/// `min << s` (`s <= MAX_THRESHOLD_SHIFT`) whose barrier cost per retired object stays under
+/// [`BARRIER_BUDGET_NS`].
+pub(crate) const MAX_THRESHOLD_SHIFT: u32 = 3;
+
+/// The barrier time per retired object that [`MAX_THRESHOLD_SHIFT`]'s rule aims under.
+pub(crate) const BARRIER_BUDGET_NS: u64 = 8;
+
+/// The threshold shift for a barrier that took `ns` nanoseconds, at least threshold `min`:
+/// the least `s <= MAX_THRESHOLD_SHIFT` with `ns <= BARRIER_BUDGET_NS * (min << s)`.
+fn threshold_shift_for(ns: u64, min: usize) -> u32 {
+    let per_scan = BARRIER_BUDGET_NS.saturating_mul(min as u64).max(1);
+    (0..MAX_THRESHOLD_SHIFT)
+        .find(|&s| ns <= per_scan.saturating_mul(1 << s))
+        .unwrap_or(MAX_THRESHOLD_SHIFT)
+}
 
 /// Thread slots in the first segment of a domain's retired-list table; segment `s` holds
 /// `BASE << s` slots.
@@ -279,7 +307,9 @@ impl<'d> Batch<'d> {
     pub unsafe fn free_block(&mut self, p: *mut u8, layout: Layout) {
         match self.pool.as_mut() {
             // Safety: 1.
-            Some(held) => unsafe { pool::give_or_dealloc(Some(held), p, layout) },
+            Some(held) => unsafe {
+                pool::give_or_dealloc(Some(held), p, layout, self.domain.pool_capacity())
+            },
             // Safety: 1.
             None => unsafe { self.domain.free_block(p, layout) },
         }
@@ -402,6 +432,10 @@ pub struct Domain {
     asymmetric: bool,
     /// The least scan threshold (see [`RETIRE_THRESHOLD_MIN`]).
     threshold_min: usize,
+    /// The current threshold is `threshold_min << threshold_shift` (see
+    /// [`MAX_THRESHOLD_SHIFT`]). A heuristic, set by each asymmetric scan from its barrier's
+    /// time: Relaxed, and a plain `std` atomic even under loom (where it stays zero).
+    threshold_shift: std::sync::atomic::AtomicU32,
     /// Frees the objects retired with [`Batch::retire`].
     reclaimer: Option<Reclaimer>,
     /// Whether freed blocks go to per-thread pools ([`Domain::with_block_pool`]).
@@ -431,8 +465,14 @@ pub struct Stats {
     pub records_allocated: usize,
     /// Hazard records of the process currently owned by a live thread or an overflow guard.
     pub records_in_use: usize,
-    /// The current scan threshold per retired list.
+    /// The current scan threshold per retired list: the domain's least threshold
+    /// ([`RETIRE_THRESHOLD_MIN`] or [`Domain::with_retire_threshold`]'s), times 1, 2, 4 or 8
+    /// as the last scan's barrier was slow (asymmetric mode only: a `membarrier` that had to
+    /// interrupt other CPUs), and at least twice the records.
     pub threshold: usize,
+    /// The most the threshold can be raised to: 8 times the least one (or twice the records,
+    /// if more). The bound on `pending` in [`Domain::stats`] holds with this.
+    pub threshold_max: usize,
     /// Freed blocks kept in the domain's pools for reuse (memory of the domain, not garbage;
     /// [`Domain::reclaim`] frees them). Pools busy at the time are not counted.
     pub pooled: usize,
@@ -468,6 +508,7 @@ impl Domain {
             orphans: CachePadded::new(RetiredList::default()),
             asymmetric,
             threshold_min: RETIRE_THRESHOLD_MIN,
+            threshold_shift: std::sync::atomic::AtomicU32::new(0),
             reclaimer: None,
             pooled: false,
         }
@@ -525,7 +566,7 @@ impl Domain {
     pub unsafe fn free_block(&self, p: *mut u8, layout: Layout) {
         let mut held = pool::class(layout).and_then(|_| self.own_pool());
         // Safety: 1.
-        unsafe { pool::give_or_dealloc(held.as_mut(), p, layout) }
+        unsafe { pool::give_or_dealloc(held.as_mut(), p, layout, self.pool_capacity()) }
     }
 
     /// This thread's pool, taken, if the domain pools blocks and nobody else holds it.
@@ -611,13 +652,32 @@ impl Domain {
         }
     }
 
-    /// The current scan threshold.
+    /// The current scan threshold: the least one raised by the last asymmetric scan's barrier
+    /// time (see [`MAX_THRESHOLD_SHIFT`]), and at least twice the records.
     fn threshold(&self) -> usize {
         if LOOM {
             self.threshold_min
         } else {
-            self.threshold_min.max(2 * registry().records_allocated())
+            // Relaxed: a heuristic (see the field).
+            let shift = self.threshold_shift.load(Relaxed);
+            (self.threshold_min.saturating_mul(1 << shift)).max(2 * registry().records_allocated())
         }
+    }
+
+    /// The most [`threshold`](Self::threshold) can be.
+    fn threshold_max(&self) -> usize {
+        if LOOM {
+            self.threshold_min
+        } else {
+            (self.threshold_min.saturating_mul(1 << MAX_THRESHOLD_SHIFT))
+                .max(2 * registry().records_allocated())
+        }
+    }
+
+    /// How many blocks a pool of this domain keeps: as many as a full retired list holds.
+    #[inline]
+    fn pool_capacity(&self) -> usize {
+        self.threshold()
     }
 
     /// Counts `n` objects about to be pushed by this thread; returns its list.
@@ -776,7 +836,16 @@ impl Domain {
         }
         // 2. The reclaimer's side of the fence: a reader either published its hazard before
         //    this point (we see it below) or validates after it (and sees the unlink).
+        //    Timed (not under loom) to set the threshold of the next scans: see
+        //    `MAX_THRESHOLD_SHIFT`.
+        let start = (self.asymmetric && !LOOM).then(Instant::now);
         fence::heavy(self.asymmetric);
+        if let Some(start) = start {
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            // Relaxed: a heuristic (see the field).
+            self.threshold_shift
+                .store(threshold_shift_for(ns, self.threshold_min), Relaxed);
+        }
         // 3. Every published hazard.
         let mut hazards = Vec::new();
         registry().collect_hazards(&mut hazards);
@@ -834,7 +903,7 @@ impl Domain {
     /// The domain's counters; see [`Stats`].
     ///
     /// Bound: with `T` threads retiring into the domain, `pending` stays at most
-    /// `T × (threshold + records_allocated)` plus the lists of threads that exited (at most
+    /// `T × (threshold_max + records_allocated)` plus the lists of threads that exited (at most
     /// one threshold each, freed by the next scan of any thread), plus the objects that
     /// reclaiming queues in turn, plus the batches of operations in progress. Objects
     /// protected by guards the user holds stay pending until released.
@@ -843,6 +912,7 @@ impl Domain {
             records_allocated: registry().records_allocated(),
             records_in_use: registry().records_in_use(),
             threshold: self.threshold(),
+            threshold_max: self.threshold_max(),
             ..Stats::default()
         };
         self.for_each_list(|list| {
@@ -943,5 +1013,42 @@ mod tests {
                 (seg, off + 1)
             };
         }
+    }
+
+    /// The threshold rule of `MAX_THRESHOLD_SHIFT`: a barrier within the budget at the least
+    /// threshold keeps it; each doubling of the barrier's time past that doubles the
+    /// threshold, up to the cap; degenerate thresholds neither overflow nor divide by zero.
+    #[test]
+    fn slow_barriers_raise_the_threshold_up_to_the_cap() {
+        let min = 256;
+        let budget = BARRIER_BUDGET_NS * min as u64; // 2048 ns at the least threshold
+        assert_eq!(threshold_shift_for(0, min), 0);
+        assert_eq!(
+            threshold_shift_for(180, min),
+            0,
+            "a lone thread's membarrier"
+        );
+        assert_eq!(threshold_shift_for(budget, min), 0);
+        assert_eq!(threshold_shift_for(budget + 1, min), 1);
+        assert_eq!(threshold_shift_for(2 * budget, min), 1);
+        assert_eq!(threshold_shift_for(2 * budget + 1, min), 2);
+        assert_eq!(
+            threshold_shift_for(15_000, min),
+            3,
+            "an interrupt on a small VM"
+        );
+        assert_eq!(threshold_shift_for(u64::MAX, min), MAX_THRESHOLD_SHIFT);
+        assert_eq!(
+            threshold_shift_for(u64::MAX, usize::MAX),
+            0,
+            "no raise past a threshold of all"
+        );
+        assert_eq!(threshold_shift_for(1_000_000, usize::MAX), 0);
+        assert_eq!(
+            threshold_shift_for(1, 0),
+            0,
+            "a zero threshold is taken as one"
+        );
+        assert_eq!(threshold_shift_for(2, 0), 1);
     }
 }

@@ -91,18 +91,22 @@
 //! # Bounded garbage
 //!
 //! A scan starts when a flush leaves the thread's list at or above the threshold,
-//! `max(RETIRE_THRESHOLD_MIN, 2 × records)`. A scan keeps only objects that a hazard names,
-//! at most one per record. So with `T` threads retiring, the retired-but-unfreed count stays
-//! below `T × (threshold + records)`, plus what users' own live guards pin, the lists of
-//! exited threads (freed at the next scan) and the batches of operations in progress (a few
-//! objects each). [`Domain::stats`] reports it.
+//! `max(RETIRE_THRESHOLD_MIN << s, 2 × records)`, where `s` (0 to 3) is set by each scan from
+//! the time its `membarrier` took: expensive barriers (an interrupt to every CPU running
+//! another thread of the process, 15 us on a small VM) are amortised over more objects, and
+//! a thread alone keeps the least threshold (see [`Domain::stats`]). A scan keeps only
+//! objects that a hazard names, at most one per record. So with `T` threads retiring, the
+//! retired-but-unfreed count stays below `T × (threshold + records)`, plus what users' own
+//! live guards pin, the lists of exited threads (freed at the next scan) and the batches of
+//! operations in progress (a few objects each). [`Domain::stats`] reports it.
 //!
 //! # Block pools
 //!
 //! A domain made [`Domain::with_block_pool`] keeps the blocks its reclaimer frees through
-//! [`Batch::free_block`] in a pool per thread index (up to [`pool::CAPACITY`] blocks of at most
-//! 1 KiB, sorted into 32-byte size classes), and [`Domain::alloc_block`] serves allocations
-//! of the same class from the calling thread's pool before the global allocator. A pool is
+//! [`Batch::free_block`] in a pool per thread index (as many as the current scan threshold,
+//! at most [`pool::CAPACITY`], blocks of at most 1 KiB, sorted into 32-byte size classes),
+//! and [`Domain::alloc_block`] serves allocations of the same class from the calling thread's
+//! pool before the global allocator. A pool is
 //! memory of its domain, not of its thread: [`Domain::reclaim`] empties every pool that no
 //! thread is using at that moment, and dropping the domain empties them all. See the [`pool`]
 //! module for the protocol.

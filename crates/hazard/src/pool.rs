@@ -10,7 +10,8 @@
 //!
 //! # Invariants
 //!
-//! - A pool holds at most [`CAPACITY`] blocks, every one allocated with
+//! - A pool holds at most as many blocks as its domain's scan threshold at the time of each
+//!   free, and never more than [`CAPACITY`], every one allocated with
 //!   [`block_layout`] of its class's size from the global allocator and owned by nobody else:
 //!   what a pool holds is as bounded as what a retired list holds (the scan threshold), and
 //!   it is memory of this domain alone, not of the thread.
@@ -43,9 +44,12 @@ pub const GRAIN: usize = 32;
 pub const BLOCK_ALIGN: usize = 16;
 /// Classes: block sizes `GRAIN`, `2 * GRAIN`, ..., `CLASSES * GRAIN` (1 KiB).
 pub const CLASSES: usize = 32;
-/// Blocks a pool holds at most (the default scan threshold: a pool holds no more blocks than
-/// one full retired list).
-pub const CAPACITY: usize = 256;
+/// Blocks a pool holds at most, whatever its domain's threshold: a pool holds no more blocks
+/// than one full retired list (its domain's current scan threshold), and never more than this
+/// (the default threshold raised as far as a slow barrier raises it: see
+/// [`Domain::stats`](crate::Domain::stats)).
+pub const CAPACITY: usize =
+    crate::domain::RETIRE_THRESHOLD_MIN << crate::domain::MAX_THRESHOLD_SHIFT;
 
 /// The class of a block of `layout` (`size.div_ceil(GRAIN) - 1`), if it has one.
 #[inline(always)]
@@ -91,16 +95,21 @@ pub unsafe fn dealloc_block(p: *mut u8, layout: Layout) {
     unsafe { alloc::dealloc(p, block_layout(layout)) }
 }
 
-/// Gives `p` to `held` if it has room for a block of `layout`'s class, else frees it to the
-/// global allocator.
+/// Gives `p` to `held` if it holds fewer than `capacity` blocks (and `layout` has a class),
+/// else frees it to the global allocator.
 ///
 /// # Safety
 /// As [`dealloc_block`].
 #[inline]
-pub(crate) unsafe fn give_or_dealloc(held: Option<&mut Held<'_>>, p: *mut u8, layout: Layout) {
+pub(crate) unsafe fn give_or_dealloc(
+    held: Option<&mut Held<'_>>,
+    p: *mut u8,
+    layout: Layout,
+    capacity: usize,
+) {
     if let (Some(held), Some(c)) = (held, class(layout)) {
         // Safety: 1; allocated with its class's layout (`block_layout`).
-        if unsafe { held.give(p, c) } {
+        if unsafe { held.give(p, c, capacity) } {
             return;
         }
     }
@@ -174,16 +183,17 @@ impl Held<'_> {
         })
     }
 
-    /// Keeps `p` (of class `c`) if the pool has room; false if it has not (`p` untouched).
+    /// Keeps `p` (of class `c`) if the pool holds fewer than `capacity` blocks (and fewer than
+    /// [`CAPACITY`]); false if not (`p` untouched).
     ///
     /// # Safety
     /// 1. `p` was allocated with `block_layout` of class `c`, is ours, and is not used after.
     #[inline]
-    pub(crate) unsafe fn give(&mut self, p: *mut u8, c: usize) -> bool {
+    pub(crate) unsafe fn give(&mut self, p: *mut u8, c: usize, capacity: usize) -> bool {
         self.0.lists.with_mut(|l| {
             // Safety: we hold the pool.
             let l = unsafe { &mut *l };
-            if l.held == CAPACITY {
+            if l.held >= capacity.min(CAPACITY) {
                 return false;
             }
             let f = p.cast::<Free>();
@@ -286,7 +296,7 @@ mod tests {
         let mut kept = 0;
         for &b in &blocks {
             // Safety: allocated for `layout`, of class `c`, ours.
-            if unsafe { held.give(b, c) } {
+            if unsafe { held.give(b, c, usize::MAX) } {
                 kept += 1;
             } else {
                 // Safety: as above; the pool did not keep it.
@@ -302,6 +312,16 @@ mod tests {
         assert_eq!(held.drain(), CAPACITY - 1);
         assert_eq!(held.held(), 0);
         assert!(held.take(c).is_null());
+        // A smaller capacity (the domain's current threshold) stops it sooner.
+        // Safety: non-zero size.
+        let (a, b) = unsafe { (alloc_block(layout), alloc_block(layout)) };
+        // Safety: allocated for `layout`, of class `c`, ours.
+        assert!(unsafe { held.give(a, c, 1) });
+        // Safety: as above.
+        assert!(!unsafe { held.give(b, c, 1) }, "full at a capacity of one");
+        // Safety: as above; the pool did not keep it.
+        unsafe { dealloc_block(b, layout) };
+        assert_eq!(held.drain(), 1);
         // Safety: taken from the pool above, ours.
         unsafe { dealloc_block(blocks[CAPACITY - 1], layout) };
     }

@@ -145,7 +145,7 @@ fn run(threads: usize, ops_per_thread: usize, domain: Domain) {
     assert_eq!(stats.retired, popped.load(Relaxed));
     // Scans happened on their own: far fewer objects pending than retired.
     assert!(stats.reclaimed > 0, "{stats:?}");
-    let bound = threads * (stats.threshold + stats.records_allocated);
+    let bound = threads * (stats.threshold_max + stats.records_allocated);
     assert!(
         stats.pending as usize <= bound,
         "{stats:?} above bound {bound}"
