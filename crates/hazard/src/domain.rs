@@ -655,23 +655,23 @@ impl Domain {
     /// The current scan threshold: the least one raised by the last asymmetric scan's barrier
     /// time (see [`MAX_THRESHOLD_SHIFT`]), and at least twice the records.
     fn threshold(&self) -> usize {
+        // Relaxed: a heuristic (see the field).
+        self.threshold_at(self.threshold_shift.load(Relaxed))
+    }
+
+    /// The threshold at shift `shift`: `threshold_min << shift`, and at least twice the
+    /// records (under loom, `threshold_min`).
+    fn threshold_at(&self, shift: u32) -> usize {
         if LOOM {
             self.threshold_min
         } else {
-            // Relaxed: a heuristic (see the field).
-            let shift = self.threshold_shift.load(Relaxed);
             (self.threshold_min.saturating_mul(1 << shift)).max(2 * registry().records_allocated())
         }
     }
 
     /// The most [`threshold`](Self::threshold) can be.
     fn threshold_max(&self) -> usize {
-        if LOOM {
-            self.threshold_min
-        } else {
-            (self.threshold_min.saturating_mul(1 << MAX_THRESHOLD_SHIFT))
-                .max(2 * registry().records_allocated())
-        }
+        self.threshold_at(MAX_THRESHOLD_SHIFT)
     }
 
     /// How many blocks a pool of this domain keeps: as many as a full retired list holds.
