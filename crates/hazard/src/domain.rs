@@ -266,8 +266,9 @@ impl RetiredList {
 /// ```
 pub struct Batch<'d> {
     domain: &'d Domain,
-    /// This thread's block pool, held while a scan frees into it (see `holding_pool`).
-    pool: Option<Held<'d>>,
+    /// This thread's block pool, held while a scan frees into it (see `holding_pool`), and
+    /// how many blocks it may keep (the domain's threshold when the scan took it).
+    pool: Option<(Held<'d>, usize)>,
     /// The chain's first link (null when empty) and last.
     first: *mut Link,
     last: *mut Link,
@@ -292,7 +293,7 @@ impl<'d> Batch<'d> {
     /// [`free_block`](Self::free_block) go to the pool without taking it block by block.
     fn holding_pool(domain: &'d Domain) -> Self {
         let mut batch = Self::new(domain);
-        batch.pool = domain.own_pool();
+        batch.pool = domain.own_pool().map(|held| (held, domain.pool_capacity()));
         batch
     }
 
@@ -307,8 +308,8 @@ impl<'d> Batch<'d> {
     pub unsafe fn free_block(&mut self, p: *mut u8, layout: Layout) {
         match self.pool.as_mut() {
             // Safety: 1.
-            Some(held) => unsafe {
-                pool::give_or_dealloc(Some(held), p, layout, self.domain.pool_capacity())
+            Some((held, capacity)) => unsafe {
+                pool::give_or_dealloc(Some(held), p, layout, *capacity)
             },
             // Safety: 1.
             None => unsafe { self.domain.free_block(p, layout) },
