@@ -293,7 +293,10 @@ impl<'d> Batch<'d> {
     /// [`free_block`](Self::free_block) go to the pool without taking it block by block.
     fn holding_pool(domain: &'d Domain) -> Self {
         let mut batch = Self::new(domain);
-        batch.pool = domain.own_pool().map(|held| (held, domain.pool_capacity()));
+        batch.pool = domain.own_pool().map(|mut held| {
+            held.age();
+            (held, domain.pool_capacity())
+        });
         batch
     }
 
