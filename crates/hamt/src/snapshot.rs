@@ -22,6 +22,8 @@ use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
 use std::ptr;
+#[cfg(not(loom))]
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 /// A read-only snapshot of a [`Hamt`]: the map's contents at one instant, frozen.
@@ -285,6 +287,10 @@ impl<'d, K, V, L: Layout<K, V>> RawIter<'d, K, V, L> {
             let m = *m;
             // Safety: frozen and alive (`new`'s contract).
             let a = unsafe { &*m }.arrays::<E<K, V, L>>();
+            if *i == 0 {
+                // The first two children's INodes, while this node's entries are visited.
+                a.nodes.iter().take(2).for_each(|&c| prefetch(c));
+            }
             if let Some(e) = a.data.get(*i) {
                 *i += 1;
                 if !<E<K, V, L> as EntryOps<K, V>>::INLINE {
@@ -294,11 +300,13 @@ impl<'d, K, V, L: Layout<K, V>> RawIter<'d, K, V, L> {
                 }
                 return Some((e, m));
             }
-            let Some(&child) = a.nodes.get(*i - a.data.len()) else {
+            let k = *i - a.data.len();
+            let Some(&child) = a.nodes.get(k) else {
                 self.stack.pop();
                 continue;
             };
             *i += 1;
+            look_ahead(a.nodes, k);
             // Safety: as above.
             let child = unsafe { gcas_read(child, &mut self.guard, Decide::Frozen, self.domain) };
             prefetch(child);
@@ -306,6 +314,35 @@ impl<'d, K, V, L: Layout<K, V>> RawIter<'d, K, V, L> {
             self.deepest = self.deepest.max(self.stack.len());
         }
     }
+}
+
+/// Starts loading what a walk that is about to descend into child `k` of a frozen main node
+/// (with children `nodes`) visits after that child's subtree: the first lines of child
+/// `k + 1`'s main node (its INode was prefetched one child earlier, or with the node's first
+/// entries) and child `k + 2`'s INode. Only prefetches: at the bottom of a large trie each
+/// child is two cache misses (INode, then main node) that the walk would otherwise wait for
+/// one after the other. (Not under loom: one more atomic access per child for the model, and
+/// no effect on what the walk does.)
+#[inline(always)]
+fn look_ahead(nodes: &[*mut INode], k: usize) {
+    #[cfg(not(loom))]
+    {
+        if let Some(&next) = nodes.get(k + 1) {
+            // Relaxed: only the address of a prefetch; the walk reads `main` again, through
+            // `gcas_read`, before it uses it.
+            // Safety: the children of a frozen main node live as long as the frozen trie
+            // (`RawIter::new`'s contract).
+            let m = unsafe { (*next).main.load(Relaxed) };
+            prefetch(m);
+            // A hint only: `wrapping_add`, and a prefetch never faults.
+            prefetch(m.cast::<u8>().wrapping_add(64));
+        }
+        if let Some(&after) = nodes.get(k + 2) {
+            prefetch(after);
+        }
+    }
+    #[cfg(loom)]
+    let _ = (nodes, k);
 }
 
 /// An iterator over a [`Snapshot`]'s entries, yielding `(&K, &V)`.
