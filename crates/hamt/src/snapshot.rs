@@ -288,8 +288,14 @@ impl<'d, K, V, L: Layout<K, V>> RawIter<'d, K, V, L> {
             // Safety: frozen and alive (`new`'s contract).
             let a = unsafe { &*m }.arrays::<E<K, V, L>>();
             if *i == 0 {
-                // The first two children's INodes, while this node's entries are visited.
+                // The first two children's INodes, while this node's entries are visited; and
+                // the leaves before the first one the look-ahead below reaches.
                 a.nodes.iter().take(2).for_each(|&c| prefetch(c));
+                if !<E<K, V, L> as EntryOps<K, V>>::INLINE {
+                    for e in a.data.iter().take(PREFETCH_DISTANCE - 1) {
+                        prefetch(e.leaf());
+                    }
+                }
             }
             if let Some(e) = a.data.get(*i) {
                 *i += 1;
