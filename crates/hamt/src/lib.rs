@@ -211,15 +211,18 @@
 //! barrier on Linux (the reclaimer pays with `membarrier`; elsewhere each protection is a full
 //! fence). A `membarrier` that must interrupt other CPUs running the process's threads is
 //! slow (15 us on a small VM, against 0.2 us alone), so each scan times its barrier and the
-//! map's scan threshold rises with it (up to 8 times), amortising it over more retired nodes. A slot holds up to two entries before it gets a level of its own, so the bottom
+//! map's scan threshold rises with it (up to 8 times), amortising it over more retired nodes.
+//! A slot holds up to two entries before it gets a level of its own, so the bottom
 //! level is dense and most removals shrink a node instead of contracting the trie. Indexing a
 //! node takes a few popcounts: on x86-64 the lookup and write paths are compiled twice and the
 //! `popcnt` version is chosen at run time when the CPU has it. Writes copy one main node per
 //! update (its entries and child pointers), retire the old one into a per-operation batch
 //! (no atomic read-modify-write per retired node), and count the map's size in a per-thread
 //! counter (no shared counter). In exchange for the levels: no resize pauses, memory that
-//! shrinks on removal, O(1) snapshots, no locks. Figures against other maps are in the
-//! repository's `BENCHMARKS.md`.
+//! shrinks on removal, O(1) snapshots, no locks. Iteration walks the frozen trie depth first
+//! and keeps the memory system one child ahead: before it enters a child it starts loading
+//! the next child's main node and the INode after that, and on entering a node, its first
+//! leaves. Figures against other maps are in the repository's `BENCHMARKS.md`.
 //!
 //! **Level cache.** Once a map holds 2^16 entries or more and its lookups go deeper than
 //! three levels, it gets a table of the indirection nodes three levels below the root, one
